@@ -5,7 +5,16 @@
 // A marker file lists what was unpacked, so a second run only reads it and checks the links.
 // Nothing is installed and no service is started: the packages' maintainer scripts never run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -55,7 +64,8 @@ interface Marker {
 }
 
 // apt-get prints these when its package lists are missing or stale; only then is an update worth it.
-const NO_LISTS = /unable to locate package|has no installation candidate|no packages found/i;
+const NO_LISTS =
+  /unable to locate package|no installation candidate|no candidate|no packages found/i;
 
 function log(line: string): void {
   console.log(`tools: ${line}`);
@@ -79,7 +89,8 @@ function findDeb(pkg: string): string | undefined {
 function describeDebs(): Marker['debs'] {
   return toolPackages.map(({ name }) => {
     const file = findDeb(name);
-    if (file === undefined) throw new ToolsError('ERR_TOOLS_DOWNLOAD_FAILED', `no .deb for ${name}`);
+    if (file === undefined)
+      throw new ToolsError('ERR_TOOLS_DOWNLOAD_FAILED', `no .deb for ${name}`);
     return { file, size: statSync(join(toolsLayout.debs, file)).size };
   });
 }
@@ -141,12 +152,16 @@ function unpack(debs: Marker['debs']): void {
     if (result.status !== 0) {
       // A truncated download would fail the same way on every run: drop it so the next run fetches it again.
       rmSync(join(toolsLayout.debs, file), { force: true });
-      throw new ToolsError('ERR_TOOLS_UNPACK_FAILED', `dpkg -x ${file} failed: ${result.stderr.trim()}`);
+      throw new ToolsError(
+        'ERR_TOOLS_UNPACK_FAILED',
+        `dpkg -x ${file} failed: ${result.stderr.trim()}`,
+      );
     }
   }
   for (const [link, target] of allLinks()) {
     const absolute = join(toolsLayout.root, target);
-    if (!existsSync(absolute)) throw new ToolsError('ERR_TOOLS_UNPACK_FAILED', `${target} not in package`);
+    if (!existsSync(absolute))
+      throw new ToolsError('ERR_TOOLS_UNPACK_FAILED', `${target} not in package`);
     symlinkSync(relative(toolsLayout.bin, absolute), linkPath(link));
   }
 }
@@ -164,7 +179,11 @@ export function fetchTools(): void {
   const debs = describeDebs();
   unpack(debs);
   writeFileSync(toolsLayout.marker, `${JSON.stringify({ debs } satisfies Marker, null, 2)}\n`);
-  log(`ready in ${relative(repoRoot, toolsLayout.bin)}/: ${allLinks().map(([l]) => l).join(', ')}`);
+  log(
+    `ready in ${relative(repoRoot, toolsLayout.bin)}/: ${allLinks()
+      .map(([l]) => l)
+      .join(', ')}`,
+  );
 }
 
 if (import.meta.main) {
