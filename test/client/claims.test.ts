@@ -35,7 +35,9 @@ describe('readMytokenClaims', () => {
   });
 
   it('treats a short token as opaque, whose rotation cannot be known', () => {
-    const info = readMytokenClaims('abcdefghijklmnopqrstuvwxyzABCDEFGHJKMNOPQRSTUVWXYZabcdefghijklmn');
+    const info = readMytokenClaims(
+      'abcdefghijklmnopqrstuvwxyzABCDEFGHJKMNOPQRSTUVWXYZabcdefghijklmn',
+    );
     expect(info).toEqual({ kind: 'opaque' });
     expect(rotatesOnAccessToken(info)).toBeUndefined();
     expect(mayRotate(info)).toBeUndefined();

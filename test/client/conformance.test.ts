@@ -24,7 +24,10 @@ afterAll(async () => {
   await dev.close();
 });
 
-function client(token: string, extra: Partial<ConstructorParameters<typeof MytokenClient>[0]> = {}) {
+function client(
+  token: string,
+  extra: Partial<ConstructorParameters<typeof MytokenClient>[0]> = {},
+) {
   const store = new MemoryTokenStore(token);
   return { store, client: new MytokenClient({ server, store, retryDelayMs: 10, ...extra }) };
 }
@@ -100,7 +103,7 @@ describe('status table (reference section 8)', () => {
     const parent = await mint({
       server,
       capabilities: ['AT', 'create_mytoken', 'tokeninfo'],
-      rotation: { on_other: true },
+      rotation: ['on_other'],
     });
     const { client: c, store } = client(parent);
     const child = await c.createSubtoken({ capabilities: ['AT'] });
@@ -112,7 +115,10 @@ describe('status table (reference section 8)', () => {
   it('400 invalid_request: a body that is not JSON', async () => {
     const { res, error } = await raw('/api/v0/token/my', '{not json');
     expect(res.status).toBe(400);
-    expect(error).toMatchObject({ code: 'ERR_MYTOKEN_BAD_REQUEST', serverError: 'invalid_request' });
+    expect(error).toMatchObject({
+      code: 'ERR_MYTOKEN_BAD_REQUEST',
+      serverError: 'invalid_request',
+    });
   });
 
   it('400 invalid_request: an unknown tokeninfo action', async () => {
@@ -126,19 +132,30 @@ describe('status table (reference section 8)', () => {
     const token = await mint({ server });
     const { res, error } = await raw('/api/v0/token/access', '{"grant_type":"oidc_flow"}', token);
     expect(res.status).toBe(400);
-    expect(error).toMatchObject({ serverError: 'invalid_grant', serverDescription: 'Unsupported grant_type' });
+    expect(error).toMatchObject({
+      serverError: 'invalid_grant',
+      serverDescription: 'Unsupported grant_type',
+    });
   });
 
   it('400 invalid_request: an issuer that is not the token issuer', async () => {
     const { client: c } = client(await mint({ server }));
     const error = await failure(c.accessToken({ oidcIssuer: 'https://op.elsewhere.example' }));
-    expect(error).toMatchObject({ code: 'ERR_MYTOKEN_BAD_REQUEST', status: 400, serverError: 'invalid_request' });
+    expect(error).toMatchObject({
+      code: 'ERR_MYTOKEN_BAD_REQUEST',
+      status: 400,
+      serverError: 'invalid_request',
+    });
   });
 
   it('400 invalid_request: a sub-token with none of the parent capabilities', async () => {
     const { client: c } = client(await mint({ server, capabilities: ['AT', 'create_mytoken'] }));
     const error = await failure(c.createSubtoken({ capabilities: ['settings'] }));
-    expect(error).toMatchObject({ code: 'ERR_MYTOKEN_BAD_REQUEST', status: 400, serverError: 'invalid_request' });
+    expect(error).toMatchObject({
+      code: 'ERR_MYTOKEN_BAD_REQUEST',
+      status: 400,
+      serverError: 'invalid_request',
+    });
   });
 
   it('401 invalid_token: a header token that cannot be parsed', async () => {
@@ -156,7 +173,7 @@ describe('status table (reference section 8)', () => {
   });
 
   it('401 invalid_token without description: a token superseded by rotation', async () => {
-    const first = await mint({ server, rotation: { on_AT: true } });
+    const first = await mint({ server, rotation: ['on_AT'] });
     await client(first).client.accessToken();
     const error = await failure(client(first).client.accessToken());
     expect(error).toMatchObject({ code: 'ERR_MYTOKEN_INVALID_TOKEN', status: 401 });
@@ -206,11 +223,20 @@ describe('status table (reference section 8)', () => {
     expect(error).toMatchObject({ code: 'ERR_MYTOKEN_RATE_LIMITED', status: 429, retryAfter: 7 });
   });
 
-  it('500 internal_server_error is a server error', async () => {
+  it('500 internal_server_error is retried when the token does not rotate', async () => {
     const { client: c } = client(await mint({ server }));
     await fault({ path: '/api/v0/token/access', kind: 'status', status: 500, times: 1 });
+    expect((await c.accessToken()).accessToken).not.toBe('');
+  });
+
+  it('500 internal_server_error is reported, not re-sent, when the token rotates', async () => {
+    const { client: c, store } = client(await mint({ server, rotation: ['on_AT'] }));
+    const before = await store.load();
+    await fault({ path: '/api/v0/token/access', kind: 'status', status: 500, times: 2 });
     const error = await failure(c.accessToken());
     expect(error).toMatchObject({ code: 'ERR_MYTOKEN_SERVER_ERROR', status: 500 });
+    expect(await store.load()).toBe(before);
+    await fetch(`${server}/_dev/faults`, { method: 'DELETE' });
   });
 
   it('404 not_found for an unknown API path', async () => {
@@ -220,7 +246,7 @@ describe('status table (reference section 8)', () => {
   });
 
   it('an HTML error page is reported without its markup', async () => {
-    const { client: c } = client(await mint({ server }));
+    const { client: c } = client(await mint({ server }), { attempts: 1 });
     await fault({ path: '/api/v0/token/access', kind: 'html', status: 502, times: 1 });
     const error = await failure(c.accessToken());
     expect(error.status).toBe(502);
@@ -230,7 +256,7 @@ describe('status table (reference section 8)', () => {
 
 describe('rotation (reference sections 7.4 and 7.5)', () => {
   it('on_AT: twenty uses in a row, the store always holding the newest token', async () => {
-    const first = await mint({ server, rotation: { on_AT: true } });
+    const first = await mint({ server, rotation: ['on_AT'] });
     const { client: c, store } = client(first);
     const seen = new Set([first]);
     for (let i = 0; i < 20; i++) {
@@ -246,7 +272,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
   });
 
   it('keeps the jti and raises seq_no by one', async () => {
-    const first = await mint({ server, rotation: { on_AT: true } });
+    const first = await mint({ server, rotation: ['on_AT'] });
     const { client: c, store } = client(first);
     await c.accessToken();
     const before = decodeJwt(first);
@@ -259,7 +285,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
     const parent = await mint({
       server,
       capabilities: ['AT', 'create_mytoken', 'tokeninfo'],
-      rotation: { on_other: true },
+      rotation: ['on_other'],
     });
     const { client: c, store } = client(parent);
     await c.introspect();
@@ -273,7 +299,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
   });
 
   it('usage counters survive rotation', async () => {
-    const { client: c } = client(await mint({ server, rotation: { on_AT: true }, usagesAT: 2 }));
+    const { client: c } = client(await mint({ server, rotation: ['on_AT'], usagesAT: 2 }));
     await c.accessToken();
     await c.accessToken();
     const error = await failure(c.accessToken());
@@ -281,7 +307,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
   });
 
   it('auto_revoke: presenting a superseded token revokes the whole chain', async () => {
-    const first = await mint({ server, rotation: { on_AT: true, auto_revoke: true } });
+    const first = await mint({ server, rotation: ['on_AT'], autoRevoke: true });
     const { client: c, store } = client(first);
     await c.accessToken();
     const newest = await store.load();
@@ -291,7 +317,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
   });
 
   it('without auto_revoke a superseded token leaves the newest one alive', async () => {
-    const first = await mint({ server, rotation: { on_AT: true } });
+    const first = await mint({ server, rotation: ['on_AT'] });
     const { client: c, store } = client(first);
     await c.accessToken();
     await failure(client(first).client.accessToken());
@@ -299,7 +325,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
   });
 
   it('a short token rotates into a new short token', async () => {
-    const short = await mint({ server, rotation: { on_AT: true }, responseType: 'short_token' });
+    const short = await mint({ server, rotation: ['on_AT'], responseType: 'short_token' });
     expect(short.split('.')).toHaveLength(1);
     const { client: c, store } = client(short);
     await c.accessToken();
@@ -309,7 +335,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
   });
 
   it('lifetime: a token left unused longer than its lifetime is dead', async () => {
-    const { client: c } = client(await mint({ server, rotation: { on_AT: true }, lifetime: 1 }));
+    const { client: c } = client(await mint({ server, rotation: ['on_AT'], lifetime: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 2100));
     const error = await failure(c.accessToken());
     expect(error.code).toBe('ERR_MYTOKEN_INVALID_TOKEN');
@@ -318,7 +344,7 @@ describe('rotation (reference sections 7.4 and 7.5)', () => {
 
 describe('lost answers', () => {
   it('recognises a rotation whose answer was lost as a broken chain', async () => {
-    const { client: c, store } = client(await mint({ server, rotation: { on_AT: true } }));
+    const { client: c, store } = client(await mint({ server, rotation: ['on_AT'] }));
     const before = await store.load();
     await fault({ path: '/api/v0/token/access', kind: 'drop_after_commit', times: 1 });
     const error = await failure(c.accessToken());
@@ -328,7 +354,7 @@ describe('lost answers', () => {
   });
 
   it('keeps a token the dropped request did not spend, and says the outcome plainly', async () => {
-    const { client: c, store } = client(await mint({ server, rotation: { on_AT: true } }));
+    const { client: c, store } = client(await mint({ server, rotation: ['on_AT'] }));
     const before = await store.load();
     await fault({ path: '/api/v0/token/access', kind: 'reset', times: 1 });
     const error = await failure(c.accessToken());
@@ -367,7 +393,9 @@ describe('transfer codes', () => {
 
 describe('tokeninfo', () => {
   it('introspects, lists history newest first, and shows sub-tokens', async () => {
-    const { client: c } = client(await mint({ server, capabilities: ['AT', 'tokeninfo', 'create_mytoken'] }));
+    const { client: c } = client(
+      await mint({ server, capabilities: ['AT', 'tokeninfo', 'create_mytoken'] }),
+    );
     await c.accessToken();
     await c.createSubtoken({ capabilities: ['AT'], name: 'child' });
     expect(await c.introspect()).toMatchObject({ valid: true });

@@ -53,7 +53,9 @@ describe('FileTokenStore', () => {
 
   it('refuses to save a value that is not a token', async () => {
     const store = new FileTokenStore(path.join(dir, 'token'));
-    await expect(store.save('two\nlines')).rejects.toMatchObject({ code: 'ERR_MYTOKEN_TOKEN_STORE' });
+    await expect(store.save('two\nlines')).rejects.toMatchObject({
+      code: 'ERR_MYTOKEN_TOKEN_STORE',
+    });
   });
 
   it('completes a save interrupted after the temporary file was written', async () => {
