@@ -25,18 +25,10 @@ export function hasCapability(held: readonly string[], required: string): boolea
 }
 
 /**
- * Hierarchical intersection for sub-tokens: a requested capability the parent grants is kept as
- * requested; a requested capability broader than some parent capability yields those narrower
- * parent capabilities.
+ * Capabilities of a sub-token: each requested capability the parent holds (or inherits through a
+ * broader one) is kept as requested. A requested capability broader than the parent's is dropped,
+ * not narrowed (oidc-mytoken/api capability.go, TightenCapabilities).
  */
 export function intersect(requested: readonly string[], parent: readonly string[]): string[] {
-  const out = new Set<string>();
-  for (const r of requested) {
-    if (hasCapability(parent, r)) {
-      out.add(r);
-      continue;
-    }
-    for (const p of parent) if (grants(r, p)) out.add(p);
-  }
-  return [...out];
+  return [...new Set(requested.filter((r) => hasCapability(parent, r)))];
 }

@@ -16,6 +16,7 @@ export type { DevServer, DevServerOptions, DevServerUrls } from './server.ts';
 export { mint, mintResponse } from './mint.ts';
 export type { MintOptions } from './mint.ts';
 export { FAULT_KINDS } from './faults.ts';
+export { OP_SERVICE_CLIENT } from './op.ts';
 export type { Fault, FaultKind, FaultSpec } from './faults.ts';
 export type { StatsSnapshot } from './stats.ts';
 export { DevServerError, ApiError } from './errors.ts';

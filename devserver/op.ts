@@ -17,6 +17,12 @@ export const OP_SCOPES = ['openid', 'profile', 'email', 'offline_access'];
 export const DEV_ACCOUNT = 'dev-user';
 /** Client id of the mytoken server at the OP. */
 export const OP_CLIENT_ID = 'mytoken-dev-server';
+/**
+ * A dev-only machine client that may use the client_credentials grant and gets JWT ATs for the
+ * demo resource: what blackbox_exporter's `oauth2` module needs, for the benchmarks. Its secret is
+ * fixed and public on purpose; it exists only on this loopback dev server.
+ */
+export const OP_SERVICE_CLIENT = { id: 'dev-service', secret: 'dev-service-secret' } as const;
 
 const SIGNING_ALG = 'ES256';
 const DAY = 86400;
@@ -41,6 +47,7 @@ export interface DevOpOptions {
   state?: OpState;
   onChange: () => void;
   onRefreshGrant: () => void;
+  onClientCredentialsGrant: () => void;
   log: Logger;
 }
 
@@ -67,7 +74,9 @@ export class DevOp {
     this.#log = opts.log;
     this.#provider = new Provider(opts.issuer, this.#configuration(opts));
     this.#provider.on('grant.success', (ctx) => {
-      if (grantTypeOf(ctx) === 'refresh_token') opts.onRefreshGrant();
+      const type = grantTypeOf(ctx);
+      if (type === 'refresh_token') opts.onRefreshGrant();
+      if (type === 'client_credentials') opts.onClientCredentialsGrant();
     });
     this.#provider.on('server_error', (_ctx, err) =>
       this.#log('OP server error', { err: String(err) }),
@@ -156,6 +165,14 @@ export class DevOp {
           response_types: ['code'],
           token_endpoint_auth_method: 'client_secret_basic',
         },
+        {
+          client_id: OP_SERVICE_CLIENT.id,
+          client_secret: OP_SERVICE_CLIENT.secret,
+          redirect_uris: [],
+          grant_types: ['client_credentials'],
+          response_types: [],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
       ],
       clientDefaults: { id_token_signed_response_alg: SIGNING_ALG },
       jwks: { keys: [this.#jwk] },
@@ -178,6 +195,7 @@ export class DevOp {
       }),
       features: {
         devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
         revocation: { enabled: true, allowedPolicy: async () => true },
         resourceIndicators: {
           enabled: true,

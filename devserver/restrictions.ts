@@ -31,7 +31,11 @@ export function parseRestrictions(
     throw badRequest('restriction templates are not supported by the dev server');
   }
   const list = Array.isArray(raw) ? raw : [raw];
-  const clauses = list.map((c) => parseClause(c, now, clientIp));
+  // Clauses that restrict nothing are dropped on input (oidc-mytoken/utils profile/restrictions.go,
+  // ParseRestrictionsTemplate): `[{}]` means "unrestricted", not one empty clause.
+  const clauses = list
+    .map((c) => parseClause(c, now, clientIp))
+    .filter((c) => Object.keys(c).length > 0);
   return clauses.length > 0 ? clauses : undefined;
 }
 
@@ -85,6 +89,8 @@ export function parseTime(value: unknown, now: number, key: string): number {
 
   const relative = /^\+(\d+)$/.exec(value);
   if (relative) return now + Number(relative[1]);
+  // A string of digits is absolute Unix seconds (utils timerestriction.go, ParseTime).
+  if (/^\d+$/.test(value)) return Number(value);
   if (/^\+(\d+[smhdwy])+$/.test(value)) {
     let total = 0;
     for (const [, n, unit] of value.matchAll(/(\d+)([smhdwy])/g)) {
@@ -234,11 +240,12 @@ export function firstNbf(clauses: Clause[] | undefined, now: number): number {
 }
 
 /**
- * Sub-token tightening (simplified): a requested clause is kept when it is at least as strict as
- * some parent clause on every key, comparing usage limits with that parent clause's remaining
- * budget (budgets are not consumed across clauses). Nothing requested or nothing kept: the child
- * gets copies of the parent's clauses with their remaining budgets. With `strict`, dropping any
- * requested clause is an error.
+ * Sub-token tightening (server restriction.go, Tighten): each requested clause is kept when it is
+ * at least as strict as some parent clause on every key; the first such parent clause lends it
+ * usage budget, so later requested clauses compare against what is left. Limits are compared with
+ * the parent clause's configured limit, not with what the parent has used. Nothing requested or
+ * nothing kept: the child gets the parent's clauses unchanged (it starts with fresh counters).
+ * With `strict`, dropping any requested clause is an error.
  */
 export function tighten(
   requested: Clause[] | undefined,
@@ -246,28 +253,27 @@ export function tighten(
   strict: boolean,
 ): Clause[] | undefined {
   if (!parent.restrictions?.length) return requested;
-  if (!requested?.length) return inheritClauses(parent);
+  if (!requested?.length) return structuredClone(parent.restrictions);
 
-  const kept = requested.filter((c) =>
-    parent.restrictions?.some((p) => atLeastAsStrict(c, p, usageOf(parent, p))),
-  );
+  const budgets = parent.restrictions.map((p) => structuredClone(p));
+  const kept = requested.filter((c) => lendBudget(c, budgets));
   if (strict && kept.length !== requested.length) {
     throw badRequest('requested restrictions are not subset of original restrictions');
   }
-  return kept.length > 0 ? kept : inheritClauses(parent);
+  return kept.length > 0 ? kept : structuredClone(parent.restrictions);
 }
 
-function inheritClauses(parent: TokenRecord): Clause[] {
-  return (parent.restrictions ?? []).map((p) => {
-    const used = usageOf(parent, p);
-    const copy: Clause = structuredClone(p);
-    if (p.usages_AT !== undefined) copy.usages_AT = Math.max(0, p.usages_AT - used.at);
-    if (p.usages_other !== undefined) copy.usages_other = Math.max(0, p.usages_other - used.other);
-    return copy;
-  });
+function lendBudget(c: Clause, budgets: Clause[]): boolean {
+  const p = budgets.find((b) => atLeastAsStrict(c, b));
+  if (!p) return false;
+  if (p.usages_AT !== undefined && c.usages_AT !== undefined) p.usages_AT -= c.usages_AT;
+  if (p.usages_other !== undefined && c.usages_other !== undefined) {
+    p.usages_other -= c.usages_other;
+  }
+  return true;
 }
 
-function atLeastAsStrict(c: Clause, p: Clause, used: ClauseUsage): boolean {
+function atLeastAsStrict(c: Clause, p: Clause): boolean {
   return (
     (p.nbf === undefined || (c.nbf !== undefined && c.nbf >= p.nbf)) &&
     (!p.exp || (!!c.exp && c.exp <= p.exp)) &&
@@ -276,8 +282,8 @@ function atLeastAsStrict(c: Clause, p: Clause, used: ClauseUsage): boolean {
     narrower(c.hosts, p.hosts) &&
     narrower(c.geoip_allow, p.geoip_allow) &&
     isSubset(p.geoip_disallow ?? [], c.geoip_disallow ?? []) &&
-    withinBudget(c.usages_AT, p.usages_AT, used.at) &&
-    withinBudget(c.usages_other, p.usages_other, used.other)
+    withinLimit(c.usages_AT, p.usages_AT) &&
+    withinLimit(c.usages_other, p.usages_other)
   );
 }
 
@@ -286,17 +292,24 @@ function narrower(child: string[] | undefined, parent: string[] | undefined): bo
   return !!child?.length && isSubset(child, parent);
 }
 
-function withinBudget(child: number | undefined, limit: number | undefined, used: number): boolean {
-  return limit === undefined || (child !== undefined && child <= limit - used);
+// An absent limit is infinite (server utils, CompareNullableIntsWithNilAsInfinity).
+function withinLimit(child: number | undefined, limit: number | undefined): boolean {
+  return limit === undefined || (child !== undefined && child <= limit);
 }
 
-/** Clauses as introspection shows them: with `usages_AT_done` / `usages_other_done` when used. */
+/**
+ * Clauses as introspection shows them. A clause used at least once (for either kind) carries both
+ * `usages_AT_done` and `usages_other_done`, one of them possibly 0: the server keeps one counter
+ * row per clause (server usedRestriction.go, ToUsedRestriction).
+ */
 export function withUsage(rec: TokenRecord, clauses: Clause[]): Record<string, unknown>[] {
   return clauses.map((c) => {
-    const used = usageOf(rec, c);
+    const used = rec.usage[clauseKey(c)];
     const out: Record<string, unknown> = { ...c };
-    if (used.at > 0) out.usages_AT_done = used.at;
-    if (used.other > 0) out.usages_other_done = used.other;
+    if (used) {
+      out.usages_AT_done = used.at;
+      out.usages_other_done = used.other;
+    }
     return out;
   });
 }

@@ -135,6 +135,7 @@ async function assemble(origin: string, opts: DevServerOptions) {
     state: state?.op,
     onChange: changed,
     onRefreshGrant: () => (stats.opRefreshGrants += 1),
+    onClientCredentialsGrant: () => (stats.opClientCredentialsGrants += 1),
     log,
   });
   const app = await mytokenApp({ urls, op, state, stats, log, changed, opts });

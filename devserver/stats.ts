@@ -6,6 +6,8 @@ export interface StatsSnapshot {
   at_success: number;
   /** Refresh-token grants the OP completed. */
   op_refresh_grants: number;
+  /** Client-credentials grants the OP completed (the dev service client's token requests). */
+  op_client_credentials_grants: number;
   /** Mytoken rotations. */
   rotations: number;
   /** Demo-resource requests by HTTP status. */
@@ -20,6 +22,7 @@ export class Stats {
   #resource = new Map<number, number>();
   atSuccess = 0;
   opRefreshGrants = 0;
+  opClientCredentialsGrants = 0;
   rotations = 0;
   faultsFired = 0;
 
@@ -41,6 +44,7 @@ export class Stats {
     this.#resource.clear();
     this.atSuccess = 0;
     this.opRefreshGrants = 0;
+    this.opClientCredentialsGrants = 0;
     this.rotations = 0;
     this.faultsFired = 0;
   }
@@ -52,6 +56,7 @@ export class Stats {
       requests,
       at_success: this.atSuccess,
       op_refresh_grants: this.opRefreshGrants,
+      op_client_credentials_grants: this.opClientCredentialsGrants,
       rotations: this.rotations,
       resource: Object.fromEntries(this.#resource),
       faults_fired: this.faultsFired,

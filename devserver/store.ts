@@ -99,6 +99,7 @@ export class Store {
 
   /**
    * Deletes a token (and with `recursive` its sub-tokens), their short tokens and transfer codes.
+   * Surviving children of deleted tokens lose their parent link.
    * Also drops the OP refresh tokens no remaining token references and returns them, for
    * revocation at the OP.
    */
@@ -114,6 +115,10 @@ export class Store {
       this.events.delete(id);
     }
     const gone = new Set(victims);
+    // Children of a token revoked alone become roots (the server's parent link is ON DELETE SET
+    // NULL), so the revoked token is no longer their ancestor.
+    for (const rec of this.tokens.values())
+      if (rec.parent && gone.has(rec.parent)) delete rec.parent;
     for (const [short, entry] of this.shortTokens)
       if (gone.has(entry.jti)) this.shortTokens.delete(short);
     for (const [code, entry] of this.codes)

@@ -18,19 +18,17 @@ import {
   type Presented,
   usageRestricted,
 } from './app.ts';
-import { optString, parseJsonBody } from './body.ts';
+import { mediaType, optString, parseJsonBody } from './body.ts';
 import { rotate, type TokenUpdate } from './issue.ts';
 
-// Grant types of the api's GrantType enum: known but wrong ones get invalid_grant, strings outside
-// the enum fail body decoding.
+// The server's GrantType enum (server model/grantType.go, NewGrantType): known but wrong ones get
+// invalid_grant, any other string (the empty one included) fails body decoding.
 const KNOWN_GRANT_TYPES = new Set([
   'mytoken',
   'refresh_token',
   'oidc_flow',
   'polling_code',
   'transfer_code',
-  'access_token',
-  'private_key_jwt',
   'ssh',
 ]);
 
@@ -123,13 +121,20 @@ async function callOp(
     return await app.opClient.refresh(refreshToken, scope, audience);
   } catch (err) {
     if (err instanceof OpRefusal) {
-      throw new ApiError(err.status, 'oidc_error', `${err.error}: ${err.errorDescription}`, {
-        cause: err,
-      });
+      const text = oidcErrorText(err.error, err.errorDescription);
+      throw new ApiError(err.status, 'oidc_error', text, { cause: err });
     }
     app.log('OP refresh failed', { err: String(err) });
     throw new ApiError(500, 'internal_server_error', 'could not reach the OP', { cause: err });
   }
+}
+
+/**
+ * `error_description` of an `oidc_error`: "<error>: <description>", or the bare OP error when the
+ * OP sent no description (server model/apiError.go, OIDCError).
+ */
+export function oidcErrorText(error: string, description: string): string {
+  return description ? `${error}: ${description}` : error;
 }
 
 function atResponse(
@@ -164,7 +169,7 @@ function audienceOf(accessToken: string): string[] | undefined {
 function decode(app: MytokenApp, ctx: RequestContext, raw: Buffer): AtRequest {
   const body = decodeByContentType(ctx, raw);
   const grantType = optString(body, 'grant_type');
-  if (grantType !== undefined && grantType !== '' && !KNOWN_GRANT_TYPES.has(grantType)) {
+  if (grantType !== undefined && !KNOWN_GRANT_TYPES.has(grantType)) {
     throw badRequest(`value '${grantType}' not valid for GrantType`);
   }
   const mytoken = optString(body, 'mytoken');
@@ -185,8 +190,8 @@ function decode(app: MytokenApp, ctx: RequestContext, raw: Buffer): AtRequest {
 }
 
 function decodeByContentType(ctx: RequestContext, raw: Buffer): Record<string, unknown> {
-  const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === 'application/json') return parseJsonBody(raw);
+  const type = mediaType(ctx);
+  if (type.endsWith('json')) return parseJsonBody(raw);
   if (type === 'application/x-www-form-urlencoded') {
     const form = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
     // The form name of the issuer field is `issuer` (Go struct tags, §1.2).

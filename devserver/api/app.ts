@@ -44,16 +44,23 @@ export interface Presented {
   short: boolean;
 }
 
-/** Resolves a presented string: JWT-looking strings are JWTs, others are looked up as short tokens. */
+/**
+ * Resolves a presented string: shorter than 32 characters is no token at all; JWT-looking strings
+ * are JWTs; anything else is a short token. An unknown short token resolves to an empty JWT, as on
+ * the server, whose lookup of a missing short token is not an error (server universalmytoken.go,
+ * Parse): it fails later, in the JWT check, with 401.
+ */
 export function resolveRaw(app: MytokenApp, raw: string): Presented | undefined {
   if (raw.length < MIN_TOKEN_LENGTH) return undefined;
   if (looksLikeJwt(raw)) return { raw, jwt: raw, short: false };
   const entry = app.store.shortTokens.get(raw);
-  if (!entry || (entry.exp !== undefined && entry.exp < nowSeconds())) return undefined;
-  return { raw, jwt: entry.jwt, short: true };
+  return { raw, jwt: entry?.jwt ?? '', short: true };
 }
 
-/** A token in a JSON body field: malformed tokens fail body decoding (400, §1.3). */
+/**
+ * A token in a JSON body field: a string too short to be a token fails body decoding (400, §1.3);
+ * an unknown short token does not (see {@link resolveRaw}).
+ */
 export function bodyToken(app: MytokenApp, value: unknown, field: string): Presented | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw badRequest(`field '${field}' must be a string`);

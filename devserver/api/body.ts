@@ -1,6 +1,7 @@
 // Request-body decoding shared by the mytoken API handlers: typed field access that fails like
 // the server's JSON decoding (400 invalid_request).
 import { ApiError, badRequest } from '../errors.ts';
+import type { RequestContext } from '../http.ts';
 import type { ResponseType, Rotation } from '../model.ts';
 
 /** Decodes a JSON object body (mytoken, tokeninfo and transfer endpoints ignore Content-Type). */
@@ -91,4 +92,12 @@ export function parseResponseType(value: unknown): ResponseType {
     throw badRequest("field 'response_type' must be a string");
   }
   return 'token';
+}
+
+/**
+ * The media type as fiber's BodyParser sees it: lower case, without parameters. Every type ending in
+ * "json" (`application/vnd.x+json`, `text/json`) is decoded as JSON.
+ */
+export function mediaType(ctx: RequestContext): string {
+  return (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }

@@ -112,7 +112,9 @@ export function tokenResponse(
 
 function describe(rec: TokenRecord): Record<string, unknown> {
   const out: Record<string, unknown> = { mom_id: rec.momId };
-  if (rec.exp) out.expires_in = Math.max(0, rec.exp - nowSeconds());
+  // Omitted rather than 0 once the token has expired (api MytokenResponse: omitempty).
+  const left = rec.exp ? rec.exp - nowSeconds() : 0;
+  if (left > 0) out.expires_in = left;
   if (rec.restrictions?.length) out.restrictions = rec.restrictions;
   out.capabilities = rec.capabilities;
   if (rec.rotation) out.rotation = rec.rotation;
@@ -150,8 +152,9 @@ export function newTransferCode(
 }
 
 /**
- * Hands out a new token in the requested form. `max_token_len` overrides the response type: JWT if
- * it fits, else a short token if long enough, else a transfer code.
+ * Hands out a new token in the requested form. A positive `max_token_len` overrides the response
+ * type: JWT if it fits, else a short token if long enough, else a transfer code; 0 means no limit
+ * (server mytoken.go, ToTokenResponse).
  */
 export function deliver(
   app: MytokenApp,
@@ -161,7 +164,7 @@ export function deliver(
   maxTokenLen?: number,
 ): Record<string, unknown> {
   let type = responseType;
-  if (maxTokenLen !== undefined) {
+  if (maxTokenLen !== undefined && maxTokenLen > 0) {
     if (jwt.length <= maxTokenLen) type = 'token';
     else type = maxTokenLen >= SHORT_TOKEN_LENGTH ? 'short_token' : 'transfer_code';
   }

@@ -39,9 +39,9 @@ export async function mytokenEndpoint(
     case 'oidc_flow':
       return startFlow(app, ctx, body);
     case 'polling_code':
-      return exchangeCode(app, ctx, optString(body, 'polling_code'));
+      return exchangeCode(app, ctx, optString(body, 'polling_code'), 'polling');
     case 'transfer_code':
-      return exchangeCode(app, ctx, optString(body, 'transfer_code'));
+      return exchangeCode(app, ctx, optString(body, 'transfer_code'), 'transfer');
     default:
       throw new ApiError(400, 'invalid_grant', 'Unsupported grant_type');
   }
@@ -110,11 +110,16 @@ async function subToken(
 }
 
 // §4.4: a native-client authorization-code flow; the user opens consent_uri, the client polls.
+// Checks in the server's order (server mytokenEndpoint.go, handleOIDCFlow, and authcode_init.go,
+// StartAuthCodeFlow): decoding (an omitted oidc_flow is the authorization-code flow, an unknown one
+// fails decoding), issuer, redirect_uri of web clients, restrictions already expired. Every
+// client_type but "web" is a native client.
 function startFlow(app: MytokenApp, ctx: RequestContext, body: Record<string, unknown>): Reply {
   const now = nowSeconds();
-  const flow = optString(body, 'oidc_flow');
+  const flow = optString(body, 'oidc_flow') ?? 'authorization_code';
+  if (flow !== 'authorization_code') throw badRequest(`value '${flow}' not valid for OIDCFlow`);
   const issuer = optString(body, 'oidc_issuer')?.replace(/\/$/, '');
-  const clientType = optString(body, 'client_type') || 'native';
+  const clientType = optString(body, 'client_type');
   const redirectUri = optString(body, 'redirect_uri');
   const capabilities = parseCapabilities(body.capabilities) ?? DEFAULT_CAPABILITIES;
   const restrictions = parseRestrictions(body.restrictions, now, ctx.ip);
@@ -125,13 +130,11 @@ function startFlow(app: MytokenApp, ctx: RequestContext, body: Record<string, un
   optString(body, 'application_name');
   rejectIncludes(body.include);
 
-  if (flow !== 'authorization_code') throw badRequest('unsupported oidc_flow');
   if (issuer !== app.opIssuer) throw badRequest('The provided issuer is not supported');
   if (clientType === 'web' && !redirectUri)
     throw badRequest('redirect_uri is required for web clients');
-  if (clientType !== 'native') {
-    throw badRequest(`client_type '${clientType}' is not supported by the dev server`);
-  }
+  if (clientType === 'web')
+    throw badRequest("client_type 'web' is not supported by the dev server");
   const exp = maxExp(restrictions);
   if (exp !== undefined && exp < now) throw badRequest('token would already be expired');
 
@@ -164,29 +167,48 @@ function startFlow(app: MytokenApp, ctx: RequestContext, body: Record<string, un
   });
 }
 
-// Polling and transfer codes share one namespace; both are single use.
-function exchangeCode(app: MytokenApp, ctx: RequestContext, code: string | undefined): Reply {
+// Polling and transfer codes share one namespace; both are single use. Polling checks, in the
+// server's order (server polling/pollingEndpoint.go, CheckPollingCodeReq): unknown, declined,
+// expired, pending. A declined or expired code stays until it is swept, so asking again gives the
+// same answer. The transfer-code grant checks only unknown and expired (server
+// mytokenHandler.go, HandleMytokenFromTransferCode); a polling code that holds no token yet fails
+// to parse there (400).
+function exchangeCode(
+  app: MytokenApp,
+  ctx: RequestContext,
+  code: string | undefined,
+  grant: 'polling' | 'transfer',
+): Reply {
   const entry = code ? app.store.codes.get(code) : undefined;
   if (!code || !entry) throw new ApiError(401, 'invalid_token', 'Bad polling or transfer code');
+  const declined = entry.state === 'declined';
+  if (grant === 'polling' && declined) {
+    throw new ApiError(401, 'access_denied', 'user declined consent');
+  }
   if (entry.expiresAt < nowSeconds()) {
-    app.store.codes.delete(code);
     throw new ApiError(401, 'expired_token', 'polling or transfer code is expired');
   }
-  if (entry.state === 'pending') throw new ApiError(428, 'authorization_pending');
+  if (entry.state !== 'ready') {
+    if (grant === 'transfer') throw badRequest('token not valid');
+    throw new ApiError(428, 'authorization_pending');
+  }
   app.store.codes.delete(code);
   app.changed();
-  if (entry.state === 'declined') throw new ApiError(401, 'access_denied', 'user declined consent');
+  // Redeeming either kind of code is logged as a transfer-code use on the token.
+  if (entry.jti) recordEvent(app, entry.jti, ctx, 'transfer_code_used');
   if (entry.response) return json(200, entry.response);
+  return transferResponse(app, entry);
+}
 
+function transferResponse(app: MytokenApp, entry: ProxyCode): Reply {
   const rec = entry.jti ? app.store.tokens.get(entry.jti) : undefined;
   if (!rec || !entry.token)
     throw new ApiError(401, 'invalid_token', 'Bad polling or transfer code');
-  recordEvent(app, rec.jti, ctx, 'transfer_code_used');
   const out: Record<string, unknown> = {
     mytoken: entry.token,
     mytoken_type: entry.tokenType ?? 'token',
   };
-  if (rec.exp) out.expires_in = Math.max(0, rec.exp - nowSeconds());
+  if (rec.exp && rec.exp > nowSeconds()) out.expires_in = rec.exp - nowSeconds();
   out.capabilities = rec.capabilities;
   if (rec.restrictions?.length) out.restrictions = rec.restrictions;
   out.mom_id = rec.momId;

@@ -2,7 +2,7 @@
 import { hasCapability } from '../capabilities.ts';
 import { ApiError, badRequest } from '../errors.ts';
 import { cookie, json, type Reply, type RequestContext } from '../http.ts';
-import type { MytokenClaims } from '../model.ts';
+import type { MytokenClaims, TokenRecord } from '../model.ts';
 import { MIN_TOKEN_LENGTH } from '../tokens.ts';
 import {
   authenticate,
@@ -12,7 +12,7 @@ import {
   revokeTokens,
   type MytokenApp,
 } from './app.ts';
-import { optBool, optString, parseJsonBody } from './body.ts';
+import { mediaType, optBool, optString, parseJsonBody } from './body.ts';
 import { CLEAR_COOKIE, CODE_LIFETIME, rotate, newTransferCode } from './issue.ts';
 
 interface RevokeRequest {
@@ -23,11 +23,15 @@ interface RevokeRequest {
   momId?: string;
 }
 
-/** The revocation endpoint: RFC 7009 style 204 for the presented token, or revoke by mom_id. */
+/**
+ * The revocation endpoint: RFC 7009 style 204 for the presented token, or revoke by mom_id. A
+ * request without any token is refused before the mom_id is looked at (server
+ * revocationEndpoint.go, HandleRevoke).
+ */
 export async function revoke(app: MytokenApp, ctx: RequestContext, raw: Buffer): Promise<Reply> {
   const req = decode(ctx, raw);
-  if (req.momId !== undefined) return revokeByMomId(app, ctx, req, req.momId);
   if (!req.token) throw badRequest('no token given');
+  if (req.momId !== undefined) return revokeByMomId(app, ctx, req, req.momId);
   const clear = req.fromCookie ? { 'set-cookie': CLEAR_COOKIE } : undefined;
 
   if (req.token.length < MIN_TOKEN_LENGTH) {
@@ -42,16 +46,16 @@ export async function revoke(app: MytokenApp, ctx: RequestContext, raw: Buffer):
   return { status: 204, headers: clear };
 }
 
+// fiber's BodyParser: JSON for any media type ending in "json", form encoding, anything else
+// (a missing Content-Type included, even with an empty body) is refused with 400.
 function decode(ctx: RequestContext, raw: Buffer): RevokeRequest {
-  const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = mediaType(ctx);
   const body =
     type === 'application/x-www-form-urlencoded'
       ? Object.fromEntries(new URLSearchParams(raw.toString('utf8')))
-      : type === 'application/json'
+      : type.endsWith('json')
         ? parseJsonBody(raw)
-        : raw.length === 0
-          ? {}
-          : badType();
+        : badType();
   const token = optString(body, 'token') || undefined;
   const fromCookie = token === undefined;
   return {
@@ -99,24 +103,31 @@ function revokeChain(app: MytokenApp, claims: MytokenClaims, recursive: boolean)
   revokeTokens(app, rec.jti, recursive);
 }
 
-// Neither the authorising token's revocation state nor its restrictions are checked (§5).
+// Revoking by mom_id (server revocationEndpoint.go, revokeByID): the authorising token is parsed
+// (400 when it fails) but neither its revocation state nor its restrictions are checked. It may
+// revoke itself and its descendants (the server's ancestor test counts a token as its own parent),
+// anything else needs manage_mytokens:revoke; a target that is not a token of the same user (an
+// unknown mom_id, or an authorising token no longer in the database) is 403 invalid_grant.
 async function revokeByMomId(
   app: MytokenApp,
   ctx: RequestContext,
   req: RevokeRequest,
   momId: string,
 ): Promise<Reply> {
-  const presented = req.token ? resolveRaw(app, req.token) : undefined;
+  const presented = resolveRaw(app, req.token ?? '');
   if (!presented) throw badRequest('token not valid');
   let claims: MytokenClaims;
   try {
     claims = await app.signer.verify(presented.jwt);
   } catch (err) {
-    throw badRequest((err as ApiError).description ?? 'token not valid');
+    const description = (err as ApiError).description ?? 'token not valid';
+    throw new ApiError(400, 'invalid_request', description, { cause: err });
   }
 
+  const self = app.store.tokens.get(claims.jti);
   const target = app.store.byMom(momId);
-  const isParent = target !== undefined && app.store.isDescendant(target.jti, claims.jti);
+  const isParent =
+    !!self && !!target && (target.jti === self.jti || app.store.isDescendant(target.jti, self.jti));
   if (!isParent && !hasCapability(claims.capabilities, 'manage_mytokens:revoke')) {
     throw new ApiError(
       403,
@@ -124,35 +135,50 @@ async function revokeByMomId(
       "The provided token is neither a parent of the token to be revoked nor does it have the 'manage_mytokens:revoke' capability",
     );
   }
-  if (target && target.sub !== claims.sub) {
+  if (!self || !target || target.sub !== self.sub) {
     throw new ApiError(
       403,
       'invalid_grant',
       'The provided token cannot be used to revoke this mom_id',
     );
   }
-  if (target) revokeTokens(app, target.jti, req.recursive);
-
-  const rec = app.store.tokens.get(claims.jti);
-  if (!rec) return { status: 204 };
-  recordEvent(app, rec.jti, ctx, 'revoked_other_token');
+  checkCommittable(app, self, claims, target.jti, req.recursive);
+  revokeTokens(app, target.jti, req.recursive);
+  recordEvent(app, self.jti, ctx, 'revoked_other_token');
   app.changed();
-  if (!rec.rotation?.on_other) return { status: 204 };
-  const update = await rotate(
-    app,
-    { rec, claims: { ...claims, seq_no: rec.seqNo }, presented },
-    ctx,
-  );
+  if (!claims.rotation?.on_other) return { status: 204 };
+  const update = await rotate(app, { rec: self, claims, presented }, ctx);
   return json(200, { token_update: update.response }, update.headers);
 }
 
-/** Creates a transfer code for a valid token: no capability, no restriction check, no rotation. */
+// The server revokes, logs an event on the authorising token and rotates it in one transaction.
+// When the authorising token is among the revoked ones the event cannot be stored, and a stale
+// token cannot be rotated: either way the transaction rolls back with 500 and nothing is revoked.
+function checkCommittable(
+  app: MytokenApp,
+  self: TokenRecord,
+  claims: MytokenClaims,
+  targetJti: string,
+  recursive: boolean,
+): void {
+  const selfRevoked =
+    self.jti === targetJti || (recursive && app.store.isDescendant(self.jti, targetJti));
+  const staleRotation = claims.rotation?.on_other === true && self.seqNo !== claims.seq_no;
+  if (selfRevoked || staleRotation) {
+    throw new ApiError(500, 'internal_server_error', 'could not complete the revocation');
+  }
+}
+
+/**
+ * Creates a transfer code for a valid token: no capability, no restriction check, no rotation. The
+ * code stands for the JWT even when a short token was presented, so redeeming it yields the JWT
+ * (server transferEndpoint.go, HandleCreateTransferCodeForExistingMytoken, stores the JWT).
+ */
 export async function transfer(app: MytokenApp, ctx: RequestContext, raw: Buffer): Promise<Reply> {
   const body = parseJsonBody(raw);
   const token = bodyToken(app, body.mytoken, 'mytoken');
   const { rec, presented } = await authenticate(app, ctx, token);
-  const type = presented.short ? 'short_token' : 'token';
-  const code = newTransferCode(app, rec, presented.raw, type, false);
+  const code = newTransferCode(app, rec, presented.jwt, 'token', false);
   recordEvent(app, rec.jti, ctx, 'transfer_code_created');
   return json(200, {
     mytoken_type: 'transfer_code',

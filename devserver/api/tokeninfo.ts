@@ -108,6 +108,7 @@ async function eventHistory(
 ): Promise<Reply> {
   const { rec } = auth;
   if (!momIds) requireCapability(rec, 'tokeninfo:history');
+  else for (const id of momIds) checkHistoryTarget(app, rec, id);
   const targets = momIds ? historyTargets(app, rec, momIds) : [rec];
   // Built before the action's own event and rotation are recorded.
   // Newest first; the sort is stable, so events of the same second keep their reversed order.
@@ -115,45 +116,57 @@ async function eventHistory(
     (app.store.events.get(t.jti) ?? []).map((e) => ({ ...e, mom_id: t.momId })).reverse(),
   );
   events.sort((a, b) => b.time - a.time);
-  return otherAction(app, ctx, auth, 'tokeninfo_history', { events });
+  const event = momIds ? 'tokeninfo_history_other_token' : 'tokeninfo_history';
+  return otherAction(app, ctx, auth, event, { events });
 }
 
-// mom_ids: "this", "children", "children@<mom_id>" or a mom_id; each target must be a descendant
-// of the token or the token needs manage_mytokens:history ("this"/"children" skip the check, as
-// on the real server).
+/**
+ * The checks for one `mom_ids` entry, as the server makes them (server tokeninfo/history.go,
+ * HandleTokenInfoHistory). Without manage_mytokens:history, "this" and "children" pass unchecked,
+ * "children@<id>" is checked as <id>, and the target must be the token itself or below it (else
+ * 403 insufficient_capabilities). Then every entry must name a token of the same user (else 403
+ * invalid_grant); with manage_mytokens:history the entry is not unwrapped first, so "this",
+ * "children" and "children@…" fail that check.
+ */
+function checkHistoryTarget(app: MytokenApp, rec: TokenRecord, entry: string): void {
+  let id = entry;
+  if (!hasCapability(rec.capabilities, 'manage_mytokens:history')) {
+    if (entry === 'this' || entry === 'children') return;
+    if (entry.startsWith('children@')) id = entry.slice('children@'.length);
+    const target = app.store.byMom(id);
+    if (!target || (target.jti !== rec.jti && !app.store.isDescendant(target.jti, rec.jti))) {
+      throw new ApiError(
+        403,
+        'insufficient_capabilities',
+        "The provided token is neither a parent of the token nor does it have the 'manage_mytokens:history' capability",
+      );
+    }
+  }
+  if (app.store.byMom(id)?.sub !== rec.sub) {
+    throw new ApiError(
+      403,
+      'invalid_grant',
+      'The provided token cannot be used to obtain history for this mom_id',
+    );
+  }
+}
+
+// mom_ids that passed the checks: "this", "children" (all descendants), "children@<mom_id>" or a
+// mom_id.
 function historyTargets(app: MytokenApp, rec: TokenRecord, momIds: string[]): TokenRecord[] {
-  const mayAll = hasCapability(rec.capabilities, 'manage_mytokens:history');
   const out = new Map<string, TokenRecord>();
   for (const id of momIds) {
     if (id === 'this') out.set(rec.jti, rec);
     else if (id === 'children') for (const d of app.store.descendantsOf(rec.jti)) out.set(d.jti, d);
-    else {
-      const childrenOf = id.startsWith('children@');
-      const target = app.store.byMom(childrenOf ? id.slice('children@'.length) : id);
-      if (!target) continue;
-      checkManaged(app, rec, target, mayAll);
-      const list = childrenOf ? app.store.descendantsOf(target.jti) : [target];
-      for (const t of list) out.set(t.jti, t);
+    else if (id.startsWith('children@')) {
+      const target = app.store.byMom(id.slice('children@'.length));
+      for (const d of target ? app.store.descendantsOf(target.jti) : []) out.set(d.jti, d);
+    } else {
+      const target = app.store.byMom(id);
+      if (target) out.set(target.jti, target);
     }
   }
   return [...out.values()];
-}
-
-function checkManaged(
-  app: MytokenApp,
-  rec: TokenRecord,
-  target: TokenRecord,
-  mayAll: boolean,
-): void {
-  if (target.sub !== rec.sub) {
-    throw new ApiError(403, 'invalid_grant', 'The provided token cannot be used for this mom_id');
-  }
-  if (target.jti === rec.jti || mayAll || app.store.isDescendant(target.jti, rec.jti)) return;
-  throw new ApiError(
-    403,
-    'insufficient_capabilities',
-    'The provided token is neither a parent of the token nor does it have the required capability',
-  );
 }
 
 function roots(app: MytokenApp, sub: string): TokenRecord[] {

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { mint, mintResponse, startDevServer, type DevServer } from '../../devserver/index.ts';
+import {
+  mint,
+  mintResponse,
+  OP_SERVICE_CLIENT,
+  startDevServer,
+  type DevServer,
+} from '../../devserver/index.ts';
 import { accessToken, answer, claimsOf, postJson } from './helpers.ts';
 
 let dev: DevServer;
@@ -274,7 +280,9 @@ describe('status table', () => {
   });
 
   it('tells a malformed token in the body (400) from one in the header (401)', async () => {
-    const bad = 'x'.repeat(40);
+    // Shorter than 32 characters: no token at all. Longer strings are unknown short tokens, which
+    // the server answers with 401 in the body too (see fidelity.test.ts).
+    const bad = 'x'.repeat(20);
     const inBody = await accessToken(S, bad);
     const inHeader = await postJson(
       `${S}/api/v0/token/access`,
@@ -520,6 +528,40 @@ describe('demo resource', () => {
     await postJson(`${S}/_dev/config`, { at_lifetime: 3600 });
 
     expect(res.json?.expires_in).toBeLessThanOrEqual(60);
+  });
+});
+
+describe('service client', () => {
+  const basic = (id: string, secret: string) =>
+    `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  const grant = (authorization: string) =>
+    fetch(`${dev.urls.oidc_issuer}/token`, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    }).then(answer);
+
+  it('gets a JWT AT for the demo resource with client_credentials, and counts the grant', async () => {
+    const before = dev.stats().op_client_credentials_grants;
+    const res = await grant(basic(OP_SERVICE_CLIENT.id, OP_SERVICE_CLIENT.secret));
+    const at = res.json?.access_token as string;
+    const health = await fetch(`${dev.urls.resource}/health`, {
+      headers: { authorization: `Bearer ${at}` },
+    });
+
+    expect(res.status).toBe(200);
+    expect(at).toMatch(JWT);
+    expect(claimsOf(at)).toMatchObject({ aud: dev.urls.resource, sub: OP_SERVICE_CLIENT.id });
+    expect(health.status).toBe(200);
+    expect(dev.stats().op_client_credentials_grants).toBe(before + 1);
+  });
+
+  it('refuses a wrong secret and the mytoken server client', async () => {
+    const wrong = await grant(basic(OP_SERVICE_CLIENT.id, 'nope'));
+    const mytokenClient = await grant(basic('mytoken-dev-server', 'nope'));
+
+    expect(wrong.status).toBe(401);
+    expect(mytokenClient.status).toBe(401);
   });
 });
 

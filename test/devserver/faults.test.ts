@@ -174,6 +174,7 @@ describe('stats', () => {
     expect(stats).toMatchObject({
       at_success: 1,
       op_refresh_grants: 1,
+      op_client_credentials_grants: 0,
       rotations: 1,
       resource: { 200: 1 },
     });
