@@ -74390,7 +74390,7 @@ function toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -74440,12 +74440,12 @@ function utils_toCommandProperties(annotationProperties) {
  * This is an internal utility function that powers the public API functions
  * such as setSecret, warning, error, and exportVariable.
  */
-function command_issueCommand(command, properties, message) {
+function issueCommand(command, properties, message) {
     const cmd = new Command(command, properties, message);
     process.stdout.write(cmd.toString() + external_os_namespaceObject.EOL);
 }
 function command_issue(name, message = '') {
-    command_issueCommand(name, {}, message);
+    issueCommand(name, {}, message);
 }
 const CMD_STRING = '::';
 class Command {
@@ -77039,7 +77039,7 @@ function exportVariable(name, val) {
     if (filePath) {
         return issueFileCommand('ENV', prepareKeyValueMessage(name, val));
     }
-    command_issueCommand('set-env', { name }, convertedVal);
+    issueCommand('set-env', { name }, convertedVal);
 }
 /**
  * Registers a secret which will get masked from logs
@@ -77071,7 +77071,7 @@ function exportVariable(name, val) {
  * ```
  */
 function core_setSecret(secret) {
-    command_issueCommand('add-mask', {}, secret);
+    issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -77083,7 +77083,7 @@ function addPath(inputPath) {
         issueFileCommand('PATH', inputPath);
     }
     else {
-        command_issueCommand('add-path', {}, inputPath);
+        issueCommand('add-path', {}, inputPath);
     }
     process.env['PATH'] = `${inputPath}${external_path_namespaceObject.delimiter}${process.env['PATH']}`;
 }
@@ -77157,7 +77157,7 @@ function setOutput(name, value) {
         return issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
     }
     process.stdout.write(external_os_namespaceObject.EOL);
-    command_issueCommand('set-output', { name }, toCommandValue(value));
+    issueCommand('set-output', { name }, toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -77193,7 +77193,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    command_issueCommand('debug', {}, message);
+    issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -77201,7 +77201,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -77209,7 +77209,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -77278,7 +77278,7 @@ function saveState(name, value) {
     if (filePath) {
         return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
     }
-    command_issueCommand('save-state', { name }, toCommandValue(value));
+    issueCommand('save-state', { name }, toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -77939,7 +77939,27 @@ async function discover(transport, server) {
     const res = await transport.send({ method: 'GET', url, operation: OPERATION });
     if (res.status !== 200)
         throw errorFromResponse(OPERATION, res);
-    return parseConfiguration(parseSuccess(OPERATION, res));
+    const config = parseConfiguration(parseSuccess(OPERATION, res));
+    checkSameOrigin(config, new URL(url).origin);
+    return config;
+}
+/**
+ * The endpoints the token is sent to must live on the server the caller named: a configuration that points
+ * elsewhere (a tampered or misconfigured answer) would hand the token to another host, perhaps over plain http.
+ */
+function checkSameOrigin(config, origin) {
+    const endpoints = [
+        ['access_token_endpoint', config.accessTokenEndpoint],
+        ['mytoken_endpoint', config.mytokenEndpoint],
+        ['tokeninfo_endpoint', config.tokeninfoEndpoint],
+        ['revocation_endpoint', config.revocationEndpoint],
+        ['token_transfer_endpoint', config.transferEndpoint],
+    ];
+    for (const [key, value] of endpoints) {
+        if (value === undefined || new URL(value).origin === origin)
+            continue;
+        throw malformed(OPERATION, `configuration field "${key}" points to another origin than ${origin}`);
+    }
 }
 function parseConfiguration(body) {
     return {
@@ -78186,9 +78206,10 @@ class MytokenClient {
             endpoint: (c) => c.accessTokenEndpoint,
             body,
             rotatesOn: 'AT',
+            alwaysRotates: true,
         };
         const { body: res, rotated } = await this.#useToken(use);
-        return parseAccessToken(res, rotated, this.#options.onSecret);
+        return settled(() => parseAccessToken(res, rotated, this.#options.onSecret));
     }
     /** Creates a restricted sub-mytoken (needs the `create_mytoken` capability). */
     async createSubtoken(request = {}) {
@@ -78213,9 +78234,10 @@ class MytokenClient {
             endpoint: (c) => c.mytokenEndpoint,
             body,
             rotatesOn: 'other',
+            alwaysRotates: true,
         };
         const { body: res } = await this.#useToken(use);
-        return parseIssuedMytoken('create_subtoken', res, this.#options.onSecret);
+        return settled(() => parseIssuedMytoken('create_subtoken', res, this.#options.onSecret));
     }
     /** The token's claims as the server sees them, with usage counters. Never rotates the token. */
     async introspect() {
@@ -78313,8 +78335,15 @@ class MytokenClient {
             }
             throw error;
         }
-        if (res.status < 200 || res.status > 299)
-            throw errorFromResponse(use.operation, res);
+        if (res.status < 200 || res.status > 299) {
+            const error = errorFromResponse(use.operation, res);
+            // A 5xx may hide a rotation (a proxy's page) or a concurrent one (the server's own 500 for the loser of
+            // two simultaneous uses): the token's state tells which.
+            if (mayRotate && res.status >= 500) {
+                throw await this.#diagnoseLostAnswer(use.operation, token, error);
+            }
+            throw error;
+        }
         let parsed;
         try {
             parsed = parseSuccess(use.operation, res);
@@ -78325,7 +78354,42 @@ class MytokenClient {
             throw error;
         }
         const rotated = await this.#saveRotation(use.operation, store, parsed);
+        if (!rotated && use.alwaysRotates === true && this.#claimsRotate(token, use.rotatesOn)) {
+            await this.#checkNotRotated(use.operation, token);
+        }
         return { body: parsed, rotated };
+    }
+    /** True when the token's own claims say this kind of use rotates it (false for a short token). */
+    #claimsRotate(token, on) {
+        const info = readMytokenClaims(token);
+        if (info.kind === 'opaque' || on === 'none')
+            return false;
+        return on === 'AT' ? info.rotation?.onAT === true : info.rotation?.onOther === true;
+    }
+    /**
+     * A use that should have rotated the token answered without `token_update`. If the server rotated anyway, the
+     * new token is lost: say so now rather than let the next use fail with a superseded token.
+     */
+    async #checkNotRotated(operation, token) {
+        if ((await this.#probe(token)) !== 401)
+            return;
+        throw new errors_MytokenError('ERR_MYTOKEN_CHAIN_BROKEN', `${operation}: the server rotated the mytoken but sent no new token; mint a new mytoken`, { operation, mayHaveReachedServer: true });
+    }
+    /**
+     * The status of an introspection of `token` (a use that never rotates it), or undefined when the token must not
+     * be presented (see `mayProbe`) or the question could not be asked.
+     */
+    async #probe(token) {
+        const endpoint = this.#config?.value.tokeninfoEndpoint;
+        if (endpoint === undefined || !mayProbe(token))
+            return undefined;
+        try {
+            const res = await this.#send('tokeninfo_introspect', endpoint, { action: 'introspect' }, token);
+            return res.status;
+        }
+        catch {
+            return undefined;
+        }
     }
     #mayRotate(token, on) {
         const info = readMytokenClaims(token);
@@ -78356,27 +78420,20 @@ class MytokenClient {
     /**
      * A request that may have rotated the token failed without a readable answer. Asks the server, with a request
      * that never rotates, whether the token in hand is still current: if it is, nothing was spent and the original
-     * error stands; if it was superseded, the new token is gone and the chain is broken.
+     * error stands (marked as not having spent the token, except after a timeout, as the server may still be
+     * working on the request); if it was superseded, the new token is gone and the chain is broken. After the
+     * server's own 5xx (it rolled back), a superseded token means another user of the token rotated it meanwhile.
      */
     async #diagnoseLostAnswer(operation, token, original) {
-        const config = this.#config?.value;
-        if (config?.tokeninfoEndpoint === undefined)
+        const status = await this.#probe(token);
+        this.#options.logger?.debug('Checked token after lost answer', { operation, status });
+        if (status === 200 || status === 403)
+            return unspent(original);
+        if (status !== 401)
             return original;
-        let res;
-        try {
-            res = await this.#send('tokeninfo_introspect', config.tokeninfoEndpoint, { action: 'introspect' }, token);
+        if (original.code === 'ERR_MYTOKEN_SERVER_ERROR' && original.serverError !== undefined) {
+            return new errors_MytokenError('ERR_MYTOKEN_INVALID_TOKEN', `${operation}: the mytoken was superseded while this request ran: another user of the token rotated it`, { operation, status: original.status, cause: original });
         }
-        catch {
-            return original;
-        }
-        this.#options.logger?.debug('Checked token after lost answer', {
-            operation,
-            status: res.status,
-        });
-        if (res.status === 200 || res.status === 403)
-            return original;
-        if (res.status !== 401)
-            return original;
         return new errors_MytokenError('ERR_MYTOKEN_CHAIN_BROKEN', `${operation}: the server rotated the mytoken but its answer was lost; the token chain is broken: ` +
             'mint a new mytoken', { operation, mayHaveReachedServer: true, cause: original });
     }
@@ -78446,6 +78503,46 @@ class MytokenClient {
         }
         const base = (this.#options.retryDelayMs ?? 250) * 2 ** (n - 1);
         return Math.min(max, base / 2 + Math.random() * base);
+    }
+}
+/**
+ * Whether the token may be presented to find out if it is still current. Never for an `auto_revoke` chain: if
+ * another user rotated the token meanwhile, presenting the superseded copy would revoke the whole chain, their
+ * good token included. Never for a short token either, whose rotation policy cannot be read.
+ */
+function mayProbe(token) {
+    const claims = readMytokenClaims(token);
+    return claims.kind === 'jwt' && claims.rotation?.autoRevoke !== true;
+}
+/**
+ * The same error, marked as one that did not spend the token (the token was found current after it), when the
+ * exchange had ended: a dropped connection or a complete but unusable answer. A timeout or a gateway's 5xx stays
+ * marked: the server may still be handling the request and rotate the token after the check.
+ */
+function unspent(error) {
+    const ended = error.code === 'ERR_MYTOKEN_NETWORK' || error.code === 'ERR_MYTOKEN_MALFORMED_RESPONSE';
+    if (!error.mayHaveReachedServer || !ended)
+        return error;
+    return new errors_MytokenError(error.code, error.message, {
+        operation: error.operation,
+        status: error.status,
+        serverError: error.serverError,
+        serverDescription: error.serverDescription,
+        retryAfter: error.retryAfter,
+        mayHaveReachedServer: false,
+        cause: error.cause,
+    });
+}
+/**
+ * Runs a parser of a completed use's answer. The store is current by then (a rotation was saved, or checked not to
+ * have happened), so a malformed answer here never leaves a spent token behind.
+ */
+function settled(parse) {
+    try {
+        return parse();
+    }
+    catch (error) {
+        throw error instanceof errors_MytokenError ? unspent(error) : error;
     }
 }
 function parseAccessToken(body, rotated, onSecret) {
@@ -78711,9 +78808,17 @@ const FORKS_HINT = 'Secrets are not passed to workflows triggered from forks or 
 const MINT_HINT = 'Mint a new mytoken and store it in the secret.';
 /** The fix for a superseded token; `secret` is the secret name when configured. */
 function concurrencyHint(secret) {
+    return (`Two runs probably used the same rotating mytoken at once; ${serialise(secret)} ` +
+        'and store a newly minted mytoken in the secret.');
+}
+/** The fix for a server failure that a concurrent use of a rotating mytoken also causes. */
+function serverOrConcurrencyHint(secret) {
+    return (`${SERVER_HINT} The server also answers so when two runs use the same rotating mytoken at once: ` +
+        `if runs may overlap, ${serialise(secret)}.`);
+}
+function serialise(secret) {
     const group = `mytoken-${secret ?? 'MYTOKEN'}`;
-    return ('Two runs probably used the same rotating mytoken at once; serialise them with ' +
-        `"concurrency: { group: ${group}, cancel-in-progress: false }" and store a newly minted mytoken in the secret.`);
+    return `serialise them with "concurrency: { group: ${group}, cancel-in-progress: false }"`;
 }
 const RESTRICTED_HINT = 'Check "scope" and "audience" against the token\'s restrictions (and its time window, hosts and usage limits), or mint a token whose restrictions fit.';
 const CAPABILITY_HINT = 'Mint a mytoken with the "AT" capability (and "create_mytoken" when "sub-token-lifetime" is set).';
@@ -78729,6 +78834,19 @@ function staleAfterRotationHint(secret) {
     const name = secret ?? 'MYTOKEN';
     return (`The secret now holds a superseded token: mint a new mytoken and store it with "gh secret set ${name}", ` +
         'then fix the cause above before the next run.');
+}
+/**
+ * The fix when the exchange of a rotating mytoken failed in a way that may have spent it: the server may have
+ * rotated the token and its answer was lost, or not. Only the next run can tell.
+ */
+function unknownOutcomeHint(secret) {
+    return ('The server may have rotated the mytoken before the answer was lost: re-run once, and if that run reports ' +
+        `the mytoken as superseded, mint a new one and store it with "gh secret set ${secret ?? 'MYTOKEN'}".`);
+}
+/** The fix when the write-back timed out or lost its connection: GitHub may have stored the value after all. */
+function writeMayHaveLandedHint(secret) {
+    return ('GitHub may have stored the new mytoken after all: re-run once, and if that run reports the mytoken as ' +
+        `superseded, mint a new one and store it with "gh secret set ${secret ?? 'MYTOKEN'}".`);
 }
 /** One line, never containing a token: the failure, a period, the fix. */
 function failureMessage(error, context) {
@@ -78767,6 +78885,9 @@ function actionFailure(error, context) {
 function mytokenFailure(error, context) {
     const server = context.server ?? '';
     const said = error.serverDescription === undefined ? '' : `: ${error.serverDescription}`;
+    const secret = context.secretName;
+    // A failure of the exchange itself, after which a rotating token may be spent without this run knowing.
+    const spent = mayHaveSpent(error, context);
     switch (error.code) {
         case 'ERR_MYTOKEN_INVALID_TOKEN':
             return [
@@ -78778,18 +78899,39 @@ function mytokenFailure(error, context) {
         case 'ERR_MYTOKEN_INSUFFICIENT_CAPABILITIES':
             return [`the mytoken lacks the capability for ${operationName(error)}`, CAPABILITY_HINT];
         case 'ERR_MYTOKEN_NETWORK':
-            return [`cannot reach the mytoken server ${server} (${causeCode(error)})`, NETWORK_HINT];
+            return spent
+                ? [
+                    `the connection to the mytoken server ${server} failed (${causeCode(error)})`,
+                    unknownOutcomeHint(secret),
+                ]
+                : [`cannot reach the mytoken server ${server} (${causeCode(error)})`, NETWORK_HINT];
         case 'ERR_MYTOKEN_TIMEOUT':
-            return [`the mytoken server ${server} did not answer in time`, NETWORK_HINT];
+            return [
+                `the mytoken server ${server} did not answer in time`,
+                spent ? unknownOutcomeHint(secret) : NETWORK_HINT,
+            ];
         case 'ERR_MYTOKEN_RATE_LIMITED':
             return ['the mytoken server rate-limited this runner', SERVER_HINT];
+        case 'ERR_MYTOKEN_SERVER_ERROR':
+            return [
+                `the mytoken server ${server} failed (${statusLabel(error)})`,
+                serverFix(error, context),
+            ];
+        case 'ERR_MYTOKEN_MALFORMED_RESPONSE':
+            return [
+                `the mytoken server ${server} sent an unusable answer (${stripOperation(error)})`,
+                spent ? unknownOutcomeHint(secret) : SERVER_HINT,
+            ];
         case 'ERR_MYTOKEN_CHAIN_BROKEN':
             return [
-                'the mytoken server rotated the mytoken but its answer was lost, so the token chain is broken',
-                staleAfterRotationHint(context.secretName),
+                'the mytoken server rotated the mytoken but the new token never arrived, so the token chain is broken',
+                staleAfterRotationHint(secret),
             ];
         case 'ERR_MYTOKEN_TOKEN_STORE':
-            return [writeBackFailure(error), staleAfterRotationHint(context.secretName)];
+            return [
+                writeBackFailure(error),
+                writeMayHaveLanded(error) ? writeMayHaveLandedHint(secret) : staleAfterRotationHint(secret),
+            ];
         case 'ERR_MYTOKEN_OIDC_ERROR':
             return [
                 `the OpenID provider refused to issue an access token${said}`,
@@ -78798,6 +78940,37 @@ function mytokenFailure(error, context) {
         default:
             return [`mytoken server: ${stripOperation(error)}`, SERVER_HINT];
     }
+}
+/** Token uses that rotate a rotating mytoken; discovery and the like never present it. */
+const TOKEN_USES = new Set(['access_token', 'create_subtoken']);
+function mayHaveSpent(error, context) {
+    return (context.rotating === true && error.mayHaveReachedServer && TOKEN_USES.has(error.operation ?? ''));
+}
+/** `500 internal_server_error: could not decrypt refresh token`, or `502` for a proxy's page. */
+function statusLabel(error) {
+    const said = error.serverDescription === undefined ? '' : `: ${error.serverDescription}`;
+    return `${error.status ?? 'no status'}${error.serverError === undefined ? '' : ` ${error.serverError}`}${said}`;
+}
+function serverFix(error, context) {
+    const exchange = context.rotating === true && TOKEN_USES.has(error.operation ?? '');
+    if (exchange && error.mayHaveReachedServer)
+        return unknownOutcomeHint(context.secretName);
+    // The server's own 5xx for a rotating token: it rolled back, or this run lost a race for the token.
+    if (exchange)
+        return serverOrConcurrencyHint(context.secretName);
+    return SERVER_HINT;
+}
+/** True when the last write-back attempt timed out or lost its connection after sending. */
+function writeMayHaveLanded(error) {
+    let current = error.cause;
+    for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+        if (current instanceof errors_MytokenError) {
+            const lost = current.code === 'ERR_MYTOKEN_TIMEOUT' || current.code === 'ERR_MYTOKEN_NETWORK';
+            return lost && current.mayHaveReachedServer;
+        }
+        current = current.cause;
+    }
+    return false;
 }
 function writeBackFailure(error) {
     const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
@@ -79203,6 +79376,7 @@ function secretNameProblem(name) {
 
 
 
+
 /** Inputs that hold credentials; masked first, before validation can mention anything. */
 const SECRET_INPUTS = ['mytoken', 'github-token', 'job-token'];
 /** The shortest value the mytoken server accepts as a token. */
@@ -79222,6 +79396,7 @@ function maskSecretInputs(core) {
 }
 function readInputs(core, env) {
     const input = (name) => core.getInput(name).trim();
+    noticeTrimmedSecrets(core);
     const allowInsecureHttp = readBoolean('allow-insecure-http', input('allow-insecure-http'));
     return {
         mytoken: readMytoken(input('mytoken')),
@@ -79238,6 +79413,18 @@ function readInputs(core, env) {
         subTokenLifetime: readLifetime(input('sub-token-lifetime')),
     };
 }
+/**
+ * Surrounding whitespace in a secret is almost always the newline that `echo … | gh secret set` adds. It is
+ * removed (both forms are masked) rather than refused, with a notice so the secret can be cleaned up.
+ */
+function noticeTrimmedSecrets(core) {
+    for (const name of SECRET_INPUTS) {
+        const raw = core.getInput(name);
+        if (raw.trim() === '' || raw.trim() === raw)
+            continue;
+        core.notice(`input "${name}" had leading or trailing whitespace (such as the newline echo adds); it was removed`);
+    }
+}
 function readMytoken(value) {
     if (value === '') {
         throw new ActionError('ERR_ACTION_MYTOKEN_EMPTY', 'input "mytoken" is empty', {
@@ -79252,7 +79439,21 @@ function readMytoken(value) {
     if (value.length < MIN_TOKEN_LENGTH) {
         throw invalidInput('mytoken', `is not a mytoken: shorter than ${MIN_TOKEN_LENGTH} characters`);
     }
+    // A short mytoken has no dots; a JWT that is not a mytoken is usually an access or ID token stored by mistake,
+    // which the server would only call "invalid".
+    if (isJwt(value) && readMytokenClaims(value).kind === 'opaque') {
+        throw invalidInput('mytoken', 'is a JWT but not a mytoken (an access token or ID token?)');
+    }
     return value;
+}
+function isJwt(value) {
+    try {
+        decodeJwt(value);
+        return true;
+    }
+    catch {
+        return false;
+    }
 }
 function readServer(value, allowInsecureHttp) {
     if (value === '')
@@ -79617,14 +79818,19 @@ const DEFAULT_API_URL = 'https://api.github.com';
 /** Runs the main step; never throws: failures end in `core.setFailed` with one line. */
 async function run(options) {
     const { core, env } = options;
-    const context = { secretName: undefined, server: undefined };
-    const transport = createTransport({ userAgent: USER_AGENT, timeoutMs: 20_000 });
+    const context = { secretName: undefined, server: undefined, rotating: false };
+    const transport = createTransport({
+        userAgent: USER_AGENT,
+        connectTimeoutMs: options.timeoutMs ?? 10_000,
+        timeoutMs: options.timeoutMs ?? 20_000,
+    });
     try {
         maskSecretInputs(core);
         const inputs = readInputs(core, env);
         context.secretName = inputs.secret?.name;
         context.server = inputs.server;
         const plan = inspectToken(inputs);
+        context.rotating = plan.writeBack;
         const store = await prepareStore(options, inputs, plan, transport);
         const exchange = await exchangeToken(options, inputs, store, transport);
         publishOutputs(core, inputs, exchange);
@@ -79721,6 +79927,7 @@ async function exchangeToken(options, inputs, store, transport) {
         store,
         transport,
         allowInsecureHttp: inputs.allowInsecureHttp,
+        retryDelayMs: options.retryBaseDelayMs,
         onSecret: (secret) => core.setSecret(secret),
         logger: {
             debug: (message, fields) => core.debug(`${message} ${JSON.stringify(fields ?? {})}`),
@@ -79811,6 +80018,7 @@ const actionsCore = {
     getState: (name) => getState(name),
     debug: (message) => core_debug(message),
     info: (message) => info(message),
+    notice: (message) => notice(message),
     warning: (message) => warning(message),
     setFailed: (message) => setFailed(message),
     appendSummary: async (markdown) => {
@@ -79837,16 +80045,19 @@ async function main() {
         core: actionsCore,
         env: process.env,
         entry: { node: process.execPath, script },
-        retryBaseDelayMs: retryBaseDelay(process.env.MYTOKEN_ACTION_RETRY_BASE_MS),
+        retryBaseDelayMs: milliseconds(process.env.MYTOKEN_ACTION_RETRY_BASE_MS, 0),
+        timeoutMs: milliseconds(process.env.MYTOKEN_ACTION_TIMEOUT_MS, 1),
     });
 }
 /**
- * MYTOKEN_ACTION_RETRY_BASE_MS shortens the GitHub retry backoff; the black-box tests set it so that a lasting
- * outage does not cost them a minute. Not an input: workflows have no reason to change it.
+ * MYTOKEN_ACTION_RETRY_BASE_MS shortens the retry backoffs and MYTOKEN_ACTION_TIMEOUT_MS the per-attempt
+ * timeouts (connect, and answer), for the mytoken server and GitHub alike; the black-box tests set them so that a
+ * lasting outage or a hanging server does not cost them minutes. Not inputs: workflows have no reason to change
+ * them.
  */
-function retryBaseDelay(value) {
+function milliseconds(value, min) {
     const ms = Number(value);
-    return value !== undefined && Number.isInteger(ms) && ms >= 0 ? ms : undefined;
+    return value !== undefined && Number.isInteger(ms) && ms >= min ? ms : undefined;
 }
 main().catch((error) => {
     // run() reports its own failures; this catches only a crash of the entry itself.

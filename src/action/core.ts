@@ -14,6 +14,8 @@ export interface ActionCore {
   getState(name: string): string;
   debug(message: string): void;
   info(message: string): void;
+  /** A notice annotation: something the user may want to fix, though the run goes on. */
+  notice(message: string): void;
   warning(message: string): void;
   /** Reports the one-line failure and makes the step fail. */
   setFailed(message: string): void;

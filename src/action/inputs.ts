@@ -2,7 +2,8 @@
  * Reads and validates the Action's inputs. Secret inputs are masked before anything else reads them; every
  * problem becomes an `ActionError` that names the input.
  */
-import { MytokenError, checkServerUrl } from '../client/index.ts';
+import { decodeJwt } from 'jose';
+import { MytokenError, checkServerUrl, readMytokenClaims } from '../client/index.ts';
 import type { ActionCore, ActionEnv } from './core.ts';
 import { ActionError, invalidInput } from './errors.ts';
 import { secretNameProblem, type SecretTarget } from './secret-target.ts';
@@ -45,6 +46,7 @@ export function maskSecretInputs(core: ActionCore): void {
 
 export function readInputs(core: ActionCore, env: ActionEnv): ActionInputs {
   const input = (name: string) => core.getInput(name).trim();
+  noticeTrimmedSecrets(core);
   const allowInsecureHttp = readBoolean('allow-insecure-http', input('allow-insecure-http'));
   return {
     mytoken: readMytoken(input('mytoken')),
@@ -62,6 +64,20 @@ export function readInputs(core: ActionCore, env: ActionEnv): ActionInputs {
   };
 }
 
+/**
+ * Surrounding whitespace in a secret is almost always the newline that `echo … | gh secret set` adds. It is
+ * removed (both forms are masked) rather than refused, with a notice so the secret can be cleaned up.
+ */
+function noticeTrimmedSecrets(core: ActionCore): void {
+  for (const name of SECRET_INPUTS) {
+    const raw = core.getInput(name);
+    if (raw.trim() === '' || raw.trim() === raw) continue;
+    core.notice(
+      `input "${name}" had leading or trailing whitespace (such as the newline echo adds); it was removed`,
+    );
+  }
+}
+
 function readMytoken(value: string): string {
   if (value === '') {
     throw new ActionError('ERR_ACTION_MYTOKEN_EMPTY', 'input "mytoken" is empty', {
@@ -76,7 +92,21 @@ function readMytoken(value: string): string {
   if (value.length < MIN_TOKEN_LENGTH) {
     throw invalidInput('mytoken', `is not a mytoken: shorter than ${MIN_TOKEN_LENGTH} characters`);
   }
+  // A short mytoken has no dots; a JWT that is not a mytoken is usually an access or ID token stored by mistake,
+  // which the server would only call "invalid".
+  if (isJwt(value) && readMytokenClaims(value).kind === 'opaque') {
+    throw invalidInput('mytoken', 'is a JWT but not a mytoken (an access token or ID token?)');
+  }
   return value;
+}
+
+function isJwt(value: string): boolean {
+  try {
+    decodeJwt(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function readServer(value: string, allowInsecureHttp: boolean): string {

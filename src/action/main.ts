@@ -21,6 +21,7 @@ const actionsCore: ActionCore = {
   getState: (name) => core.getState(name),
   debug: (message) => core.debug(message),
   info: (message) => core.info(message),
+  notice: (message) => core.notice(message),
   warning: (message) => core.warning(message),
   setFailed: (message) => core.setFailed(message),
   appendSummary: async (markdown) => {
@@ -47,17 +48,20 @@ async function main(): Promise<void> {
     core: actionsCore,
     env: process.env,
     entry: { node: process.execPath, script },
-    retryBaseDelayMs: retryBaseDelay(process.env.MYTOKEN_ACTION_RETRY_BASE_MS),
+    retryBaseDelayMs: milliseconds(process.env.MYTOKEN_ACTION_RETRY_BASE_MS, 0),
+    timeoutMs: milliseconds(process.env.MYTOKEN_ACTION_TIMEOUT_MS, 1),
   });
 }
 
 /**
- * MYTOKEN_ACTION_RETRY_BASE_MS shortens the GitHub retry backoff; the black-box tests set it so that a lasting
- * outage does not cost them a minute. Not an input: workflows have no reason to change it.
+ * MYTOKEN_ACTION_RETRY_BASE_MS shortens the retry backoffs and MYTOKEN_ACTION_TIMEOUT_MS the per-attempt
+ * timeouts (connect, and answer), for the mytoken server and GitHub alike; the black-box tests set them so that a
+ * lasting outage or a hanging server does not cost them minutes. Not inputs: workflows have no reason to change
+ * them.
  */
-function retryBaseDelay(value: string | undefined): number | undefined {
+function milliseconds(value: string | undefined, min: number): number | undefined {
   const ms = Number(value);
-  return value !== undefined && Number.isInteger(ms) && ms >= 0 ? ms : undefined;
+  return value !== undefined && Number.isInteger(ms) && ms >= min ? ms : undefined;
 }
 
 main().catch((error: unknown) => {

@@ -12,11 +12,23 @@ export const MINT_HINT = 'Mint a new mytoken and store it in the secret.';
 
 /** The fix for a superseded token; `secret` is the secret name when configured. */
 export function concurrencyHint(secret: string | undefined): string {
-  const group = `mytoken-${secret ?? 'MYTOKEN'}`;
   return (
-    'Two runs probably used the same rotating mytoken at once; serialise them with ' +
-    `"concurrency: { group: ${group}, cancel-in-progress: false }" and store a newly minted mytoken in the secret.`
+    `Two runs probably used the same rotating mytoken at once; ${serialise(secret)} ` +
+    'and store a newly minted mytoken in the secret.'
   );
+}
+
+/** The fix for a server failure that a concurrent use of a rotating mytoken also causes. */
+export function serverOrConcurrencyHint(secret: string | undefined): string {
+  return (
+    `${SERVER_HINT} The server also answers so when two runs use the same rotating mytoken at once: ` +
+    `if runs may overlap, ${serialise(secret)}.`
+  );
+}
+
+function serialise(secret: string | undefined): string {
+  const group = `mytoken-${secret ?? 'MYTOKEN'}`;
+  return `serialise them with "concurrency: { group: ${group}, cancel-in-progress: false }"`;
 }
 
 export const RESTRICTED_HINT =
@@ -54,11 +66,32 @@ export function staleAfterRotationHint(secret: string | undefined): string {
   );
 }
 
+/**
+ * The fix when the exchange of a rotating mytoken failed in a way that may have spent it: the server may have
+ * rotated the token and its answer was lost, or not. Only the next run can tell.
+ */
+export function unknownOutcomeHint(secret: string | undefined): string {
+  return (
+    'The server may have rotated the mytoken before the answer was lost: re-run once, and if that run reports ' +
+    `the mytoken as superseded, mint a new one and store it with "gh secret set ${secret ?? 'MYTOKEN'}".`
+  );
+}
+
+/** The fix when the write-back timed out or lost its connection: GitHub may have stored the value after all. */
+export function writeMayHaveLandedHint(secret: string | undefined): string {
+  return (
+    'GitHub may have stored the new mytoken after all: re-run once, and if that run reports the mytoken as ' +
+    `superseded, mint a new one and store it with "gh secret set ${secret ?? 'MYTOKEN'}".`
+  );
+}
+
 export interface FailureContext {
   /** The `secret-name`, when set. */
   secretName: string | undefined;
   /** The `mytoken-server`, once validated. */
   server: string | undefined;
+  /** True once the mytoken is known to (possibly) rotate on this run's exchange. */
+  rotating?: boolean;
 }
 
 /** One line, never containing a token: the failure, a period, the fix. */
@@ -101,6 +134,9 @@ function actionFailure(error: ActionError, context: FailureContext): [string, st
 function mytokenFailure(error: MytokenError, context: FailureContext): [string, string] {
   const server = context.server ?? '';
   const said = error.serverDescription === undefined ? '' : `: ${error.serverDescription}`;
+  const secret = context.secretName;
+  // A failure of the exchange itself, after which a rotating token may be spent without this run knowing.
+  const spent = mayHaveSpent(error, context);
   switch (error.code) {
     case 'ERR_MYTOKEN_INVALID_TOKEN':
       return [
@@ -112,18 +148,39 @@ function mytokenFailure(error: MytokenError, context: FailureContext): [string, 
     case 'ERR_MYTOKEN_INSUFFICIENT_CAPABILITIES':
       return [`the mytoken lacks the capability for ${operationName(error)}`, CAPABILITY_HINT];
     case 'ERR_MYTOKEN_NETWORK':
-      return [`cannot reach the mytoken server ${server} (${causeCode(error)})`, NETWORK_HINT];
+      return spent
+        ? [
+            `the connection to the mytoken server ${server} failed (${causeCode(error)})`,
+            unknownOutcomeHint(secret),
+          ]
+        : [`cannot reach the mytoken server ${server} (${causeCode(error)})`, NETWORK_HINT];
     case 'ERR_MYTOKEN_TIMEOUT':
-      return [`the mytoken server ${server} did not answer in time`, NETWORK_HINT];
+      return [
+        `the mytoken server ${server} did not answer in time`,
+        spent ? unknownOutcomeHint(secret) : NETWORK_HINT,
+      ];
     case 'ERR_MYTOKEN_RATE_LIMITED':
       return ['the mytoken server rate-limited this runner', SERVER_HINT];
+    case 'ERR_MYTOKEN_SERVER_ERROR':
+      return [
+        `the mytoken server ${server} failed (${statusLabel(error)})`,
+        serverFix(error, context),
+      ];
+    case 'ERR_MYTOKEN_MALFORMED_RESPONSE':
+      return [
+        `the mytoken server ${server} sent an unusable answer (${stripOperation(error)})`,
+        spent ? unknownOutcomeHint(secret) : SERVER_HINT,
+      ];
     case 'ERR_MYTOKEN_CHAIN_BROKEN':
       return [
-        'the mytoken server rotated the mytoken but its answer was lost, so the token chain is broken',
-        staleAfterRotationHint(context.secretName),
+        'the mytoken server rotated the mytoken but the new token never arrived, so the token chain is broken',
+        staleAfterRotationHint(secret),
       ];
     case 'ERR_MYTOKEN_TOKEN_STORE':
-      return [writeBackFailure(error), staleAfterRotationHint(context.secretName)];
+      return [
+        writeBackFailure(error),
+        writeMayHaveLanded(error) ? writeMayHaveLandedHint(secret) : staleAfterRotationHint(secret),
+      ];
     case 'ERR_MYTOKEN_OIDC_ERROR':
       return [
         `the OpenID provider refused to issue an access token${said}`,
@@ -132,6 +189,42 @@ function mytokenFailure(error: MytokenError, context: FailureContext): [string, 
     default:
       return [`mytoken server: ${stripOperation(error)}`, SERVER_HINT];
   }
+}
+
+/** Token uses that rotate a rotating mytoken; discovery and the like never present it. */
+const TOKEN_USES = new Set(['access_token', 'create_subtoken']);
+
+function mayHaveSpent(error: MytokenError, context: FailureContext): boolean {
+  return (
+    context.rotating === true && error.mayHaveReachedServer && TOKEN_USES.has(error.operation ?? '')
+  );
+}
+
+/** `500 internal_server_error: could not decrypt refresh token`, or `502` for a proxy's page. */
+function statusLabel(error: MytokenError): string {
+  const said = error.serverDescription === undefined ? '' : `: ${error.serverDescription}`;
+  return `${error.status ?? 'no status'}${error.serverError === undefined ? '' : ` ${error.serverError}`}${said}`;
+}
+
+function serverFix(error: MytokenError, context: FailureContext): string {
+  const exchange = context.rotating === true && TOKEN_USES.has(error.operation ?? '');
+  if (exchange && error.mayHaveReachedServer) return unknownOutcomeHint(context.secretName);
+  // The server's own 5xx for a rotating token: it rolled back, or this run lost a race for the token.
+  if (exchange) return serverOrConcurrencyHint(context.secretName);
+  return SERVER_HINT;
+}
+
+/** True when the last write-back attempt timed out or lost its connection after sending. */
+function writeMayHaveLanded(error: MytokenError): boolean {
+  let current: unknown = error.cause;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    if (current instanceof MytokenError) {
+      const lost = current.code === 'ERR_MYTOKEN_TIMEOUT' || current.code === 'ERR_MYTOKEN_NETWORK';
+      return lost && current.mayHaveReachedServer;
+    }
+    current = current.cause;
+  }
+  return false;
 }
 
 function writeBackFailure(error: MytokenError): string {

@@ -29,8 +29,16 @@ import { renderSummary } from './summary.ts';
 export interface RunOptions {
   core: ActionCore;
   env: ActionEnv;
-  /** First step of the GitHub retry backoff in milliseconds (tests shorten it). Default 300. */
+  /**
+   * First step of the retry backoffs in milliseconds, GitHub's and the mytoken server's (tests shorten it).
+   * Default 300 for GitHub, 250 for the mytoken server; a server's `Retry-After` is honoured regardless.
+   */
   retryBaseDelayMs?: number;
+  /**
+   * Per-attempt timeout in milliseconds for connecting and for the answer, mytoken server and GitHub alike (tests
+   * shorten it). Default 10 000 to connect, 20 000 for the answer.
+   */
+  timeoutMs?: number;
   /** How later steps start this bundle for `mytoken-access-token`: the Node binary and `dist/index.js`. */
   entry: { node: string; script: string };
 }
@@ -53,14 +61,19 @@ const DEFAULT_API_URL = 'https://api.github.com';
 /** Runs the main step; never throws: failures end in `core.setFailed` with one line. */
 export async function run(options: RunOptions): Promise<void> {
   const { core, env } = options;
-  const context: FailureContext = { secretName: undefined, server: undefined };
-  const transport = createTransport({ userAgent: USER_AGENT, timeoutMs: 20_000 });
+  const context: FailureContext = { secretName: undefined, server: undefined, rotating: false };
+  const transport = createTransport({
+    userAgent: USER_AGENT,
+    connectTimeoutMs: options.timeoutMs ?? 10_000,
+    timeoutMs: options.timeoutMs ?? 20_000,
+  });
   try {
     maskSecretInputs(core);
     const inputs = readInputs(core, env);
     context.secretName = inputs.secret?.name;
     context.server = inputs.server;
     const plan = inspectToken(inputs);
+    context.rotating = plan.writeBack;
     const store = await prepareStore(options, inputs, plan, transport);
     const exchange = await exchangeToken(options, inputs, store, transport);
     publishOutputs(core, inputs, exchange);
@@ -201,6 +214,7 @@ async function exchangeToken(
     store,
     transport,
     allowInsecureHttp: inputs.allowInsecureHttp,
+    retryDelayMs: options.retryBaseDelayMs,
     onSecret: (secret) => core.setSecret(secret),
     logger: {
       debug: (message, fields) => core.debug(`${message} ${JSON.stringify(fields ?? {})}`),

@@ -109,6 +109,12 @@ interface TokenUse {
   body: Json;
   /** Which rotation flag this use triggers; `none` for uses that never rotate. */
   rotatesOn: 'AT' | 'other' | 'none';
+  /**
+   * The server rotates a token whose claims name the trigger on every such use (access tokens, sub-tokens); other
+   * uses rotate only some tokens (tokeninfo actions only restricted ones), so a missing `token_update` proves
+   * nothing there.
+   */
+  alwaysRotates?: boolean;
   /** Send the token in this body field instead of the Authorization header (revocation wants `token`). */
   tokenField?: 'token';
 }
@@ -160,9 +166,10 @@ export class MytokenClient {
       endpoint: (c) => c.accessTokenEndpoint,
       body,
       rotatesOn: 'AT',
+      alwaysRotates: true,
     };
     const { body: res, rotated } = await this.#useToken(use);
-    return parseAccessToken(res, rotated, this.#options.onSecret);
+    return settled(() => parseAccessToken(res, rotated, this.#options.onSecret));
   }
 
   /** Creates a restricted sub-mytoken (needs the `create_mytoken` capability). */
@@ -182,9 +189,10 @@ export class MytokenClient {
       endpoint: (c) => c.mytokenEndpoint,
       body,
       rotatesOn: 'other',
+      alwaysRotates: true,
     };
     const { body: res } = await this.#useToken(use);
-    return parseIssuedMytoken('create_subtoken', res, this.#options.onSecret);
+    return settled(() => parseIssuedMytoken('create_subtoken', res, this.#options.onSecret));
   }
 
   /** The token's claims as the server sees them, with usage counters. Never rotates the token. */
@@ -291,7 +299,15 @@ export class MytokenClient {
       }
       throw error;
     }
-    if (res.status < 200 || res.status > 299) throw errorFromResponse(use.operation, res);
+    if (res.status < 200 || res.status > 299) {
+      const error = errorFromResponse(use.operation, res);
+      // A 5xx may hide a rotation (a proxy's page) or a concurrent one (the server's own 500 for the loser of
+      // two simultaneous uses): the token's state tells which.
+      if (mayRotate && res.status >= 500) {
+        throw await this.#diagnoseLostAnswer(use.operation, token, error);
+      }
+      throw error;
+    }
 
     let parsed: Json;
     try {
@@ -302,7 +318,50 @@ export class MytokenClient {
       throw error;
     }
     const rotated = await this.#saveRotation(use.operation, store, parsed);
+    if (!rotated && use.alwaysRotates === true && this.#claimsRotate(token, use.rotatesOn)) {
+      await this.#checkNotRotated(use.operation, token);
+    }
     return { body: parsed, rotated };
+  }
+
+  /** True when the token's own claims say this kind of use rotates it (false for a short token). */
+  #claimsRotate(token: string, on: TokenUse['rotatesOn']): boolean {
+    const info = readMytokenClaims(token);
+    if (info.kind === 'opaque' || on === 'none') return false;
+    return on === 'AT' ? info.rotation?.onAT === true : info.rotation?.onOther === true;
+  }
+
+  /**
+   * A use that should have rotated the token answered without `token_update`. If the server rotated anyway, the
+   * new token is lost: say so now rather than let the next use fail with a superseded token.
+   */
+  async #checkNotRotated(operation: string, token: string): Promise<void> {
+    if ((await this.#probe(token)) !== 401) return;
+    throw new MytokenError(
+      'ERR_MYTOKEN_CHAIN_BROKEN',
+      `${operation}: the server rotated the mytoken but sent no new token; mint a new mytoken`,
+      { operation, mayHaveReachedServer: true },
+    );
+  }
+
+  /**
+   * The status of an introspection of `token` (a use that never rotates it), or undefined when the token must not
+   * be presented (see `mayProbe`) or the question could not be asked.
+   */
+  async #probe(token: string): Promise<number | undefined> {
+    const endpoint = this.#config?.value.tokeninfoEndpoint;
+    if (endpoint === undefined || !mayProbe(token)) return undefined;
+    try {
+      const res = await this.#send(
+        'tokeninfo_introspect',
+        endpoint,
+        { action: 'introspect' },
+        token,
+      );
+      return res.status;
+    } catch {
+      return undefined;
+    }
   }
 
   #mayRotate(token: string, on: 'AT' | 'other'): boolean {
@@ -341,32 +400,26 @@ export class MytokenClient {
   /**
    * A request that may have rotated the token failed without a readable answer. Asks the server, with a request
    * that never rotates, whether the token in hand is still current: if it is, nothing was spent and the original
-   * error stands; if it was superseded, the new token is gone and the chain is broken.
+   * error stands (marked as not having spent the token, except after a timeout, as the server may still be
+   * working on the request); if it was superseded, the new token is gone and the chain is broken. After the
+   * server's own 5xx (it rolled back), a superseded token means another user of the token rotated it meanwhile.
    */
   async #diagnoseLostAnswer(
     operation: string,
     token: string,
     original: MytokenError,
   ): Promise<MytokenError> {
-    const config = this.#config?.value;
-    if (config?.tokeninfoEndpoint === undefined) return original;
-    let res: HttpResponse;
-    try {
-      res = await this.#send(
-        'tokeninfo_introspect',
-        config.tokeninfoEndpoint,
-        { action: 'introspect' },
-        token,
+    const status = await this.#probe(token);
+    this.#options.logger?.debug('Checked token after lost answer', { operation, status });
+    if (status === 200 || status === 403) return unspent(original);
+    if (status !== 401) return original;
+    if (original.code === 'ERR_MYTOKEN_SERVER_ERROR' && original.serverError !== undefined) {
+      return new MytokenError(
+        'ERR_MYTOKEN_INVALID_TOKEN',
+        `${operation}: the mytoken was superseded while this request ran: another user of the token rotated it`,
+        { operation, status: original.status, cause: original },
       );
-    } catch {
-      return original;
     }
-    this.#options.logger?.debug('Checked token after lost answer', {
-      operation,
-      status: res.status,
-    });
-    if (res.status === 200 || res.status === 403) return original;
-    if (res.status !== 401) return original;
     return new MytokenError(
       'ERR_MYTOKEN_CHAIN_BROKEN',
       `${operation}: the server rotated the mytoken but its answer was lost; the token chain is broken: ` +
@@ -456,6 +509,48 @@ export class MytokenClient {
     }
     const base = (this.#options.retryDelayMs ?? 250) * 2 ** (n - 1);
     return Math.min(max, base / 2 + Math.random() * base);
+  }
+}
+
+/**
+ * Whether the token may be presented to find out if it is still current. Never for an `auto_revoke` chain: if
+ * another user rotated the token meanwhile, presenting the superseded copy would revoke the whole chain, their
+ * good token included. Never for a short token either, whose rotation policy cannot be read.
+ */
+function mayProbe(token: string): boolean {
+  const claims = readMytokenClaims(token);
+  return claims.kind === 'jwt' && claims.rotation?.autoRevoke !== true;
+}
+
+/**
+ * The same error, marked as one that did not spend the token (the token was found current after it), when the
+ * exchange had ended: a dropped connection or a complete but unusable answer. A timeout or a gateway's 5xx stays
+ * marked: the server may still be handling the request and rotate the token after the check.
+ */
+function unspent(error: MytokenError): MytokenError {
+  const ended =
+    error.code === 'ERR_MYTOKEN_NETWORK' || error.code === 'ERR_MYTOKEN_MALFORMED_RESPONSE';
+  if (!error.mayHaveReachedServer || !ended) return error;
+  return new MytokenError(error.code, error.message, {
+    operation: error.operation,
+    status: error.status,
+    serverError: error.serverError,
+    serverDescription: error.serverDescription,
+    retryAfter: error.retryAfter,
+    mayHaveReachedServer: false,
+    cause: error.cause,
+  });
+}
+
+/**
+ * Runs a parser of a completed use's answer. The store is current by then (a rotation was saved, or checked not to
+ * have happened), so a malformed answer here never leaves a spent token behind.
+ */
+function settled<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw error instanceof MytokenError ? unspent(error) : error;
   }
 }
 

@@ -35,7 +35,30 @@ export async function discover(
   const url = `${server.replace(/\/+$/, '')}/.well-known/mytoken-configuration`;
   const res = await transport.send({ method: 'GET', url, operation: OPERATION });
   if (res.status !== 200) throw errorFromResponse(OPERATION, res);
-  return parseConfiguration(parseSuccess(OPERATION, res));
+  const config = parseConfiguration(parseSuccess(OPERATION, res));
+  checkSameOrigin(config, new URL(url).origin);
+  return config;
+}
+
+/**
+ * The endpoints the token is sent to must live on the server the caller named: a configuration that points
+ * elsewhere (a tampered or misconfigured answer) would hand the token to another host, perhaps over plain http.
+ */
+function checkSameOrigin(config: MytokenConfiguration, origin: string): void {
+  const endpoints: [string, string | undefined][] = [
+    ['access_token_endpoint', config.accessTokenEndpoint],
+    ['mytoken_endpoint', config.mytokenEndpoint],
+    ['tokeninfo_endpoint', config.tokeninfoEndpoint],
+    ['revocation_endpoint', config.revocationEndpoint],
+    ['token_transfer_endpoint', config.transferEndpoint],
+  ];
+  for (const [key, value] of endpoints) {
+    if (value === undefined || new URL(value).origin === origin) continue;
+    throw malformed(
+      OPERATION,
+      `configuration field "${key}" points to another origin than ${origin}`,
+    );
+  }
 }
 
 function parseConfiguration(body: Json): MytokenConfiguration {

@@ -36,7 +36,10 @@ export interface MytokenErrorDetails {
   retryAfter?: number | undefined;
   /**
    * True when the request may have reached the server before it failed (a dropped connection or a timeout after
-   * sending). A rotating token may then have been spent: such a request must not be repeated blindly.
+   * sending). A rotating token may then have been spent: such a request must not be repeated blindly. After such a
+   * failure of a rotating token's use the client asks the server whether the token is still current and clears
+   * the flag when it is (not after a timeout: the server may still be handling the request). It never asks with an
+   * `auto_revoke` token or a short one, whose superseded copy would revoke the whole chain.
    */
   mayHaveReachedServer?: boolean | undefined;
   cause?: unknown;

@@ -1,7 +1,6 @@
 /**
- * When did this job start? The GitHub fake has no jobs route, so the jobs-API source is checked here through the
- * GitHub client with a transport that answers in-process; the event-file source runs for real in the black-box
- * tests.
+ * When did this job start? The sources checked here through the GitHub client with a transport that answers
+ * in-process; both run end to end against the GitHub fake's jobs route in `test/reliability/action-jobs-api.test.ts`.
  */
 import { mkdtemp, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

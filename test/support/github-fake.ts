@@ -1,6 +1,7 @@
 /**
  * A loopback fake of the GitHub REST routes the Action uses: public keys and secrets of
- * repositories, environments and organisations, plus `GET /repos/{owner}/{repo}`. It is the
+ * repositories, environments and organisations, `GET /repos/{owner}/{repo}`, and the jobs of a
+ * workflow run attempt (`GET /repos/{owner}/{repo}/actions/runs/{id}/attempts/{n}/jobs`). It is the
  * project's one mock, so it keeps GitHub's wire behaviour where the Action can observe it: real
  * sealed boxes (libsodium X25519 key pairs, one per scope), 201 on create and 204 on update,
  * upper-cased names, timestamps truncated to seconds, JSON error bodies `{message,
@@ -76,6 +77,19 @@ export interface SeedOptions {
   selectedRepositoryIds?: number[];
 }
 
+/** A job of a workflow run attempt, for `addJob`. */
+export interface JobSeed {
+  runId: number | string;
+  /** Default 1. */
+  attempt?: number;
+  /** `RUNNER_NAME` of the runner that runs the job. */
+  runnerName: string;
+  /** Default `in_progress`. */
+  status?: 'queued' | 'in_progress' | 'completed';
+  startedAt: Date | string;
+  name?: string;
+}
+
 /** The body of the public-key routes. */
 export interface PublicKey {
   key_id: string;
@@ -147,6 +161,7 @@ type SecretOp = 'get-secret' | 'put-secret' | 'delete-secret';
 
 type Route =
   | { op: 'repo'; owner: string; name: string }
+  | { op: 'jobs'; owner: string; name: string; runId: string; attempt: string }
   | { op: 'public-key'; scope: ScopeRef }
   | { op: SecretOp; scope: ScopeRef; name: string };
 
@@ -162,6 +177,7 @@ interface Exchange {
   entry: RecordedRequest;
   /** Path without prefix and query; undefined when outside the prefix. */
   route: string | undefined;
+  query: URLSearchParams;
   headers: Record<string, string>;
 }
 
@@ -201,6 +217,7 @@ export class GitHubFake {
   readonly #sleepers = new Set<() => void>();
   readonly #repoIds = new Map<string, number>();
   readonly #used = new Map<string, number>();
+  readonly #jobs = new Map<string, Record<string, unknown>[]>();
   #port = 0;
   #closed = false;
 
@@ -305,6 +322,34 @@ export class GitHubFake {
     return id;
   }
 
+  /**
+   * Adds a job to a run attempt of `repo` (`owner/name`), as the jobs route lists it: GitHub's field
+   * names, timestamps with second precision. A run without jobs is unknown to the route (404).
+   */
+  addJob(repo: string, job: JobSeed): Record<string, unknown> {
+    const attempt = job.attempt ?? 1;
+    const key = jobsKey(repo, String(job.runId), String(attempt));
+    const jobs = this.#jobs.get(key) ?? [];
+    const status = job.status ?? 'in_progress';
+    const id = 900_000_001 + [...this.#jobs.values()].reduce((n, list) => n + list.length, 0);
+    const view: Record<string, unknown> = {
+      id,
+      run_id: Number(job.runId),
+      run_attempt: attempt,
+      url: `${this.url}/repos/${repo}/actions/jobs/${id}`,
+      status,
+      conclusion: status === 'completed' ? 'success' : null,
+      started_at: seconds(job.startedAt),
+      completed_at: status === 'completed' ? seconds(this.#now()) : null,
+      name: job.name ?? `job ${jobs.length + 1}`,
+      labels: ['ubuntu-latest'],
+      runner_name: status === 'queued' ? null : job.runnerName,
+    };
+    jobs.push(view);
+    this.#jobs.set(key, jobs);
+    return structuredClone(view);
+  }
+
   /** Queues a fault; see `GitHubFaultRule`. */
   inject(rule: GitHubFaultRule): void {
     this.#faults.add(rule);
@@ -370,7 +415,8 @@ export class GitHubFake {
       'x-github-media-type': 'github.v3; format=json',
       'x-github-api-version-selected': apiVersion ?? DEFAULT_API_VERSION,
     };
-    return { req, res, entry, route: stripPrefix(url.pathname, this.#prefix), headers };
+    const route = stripPrefix(url.pathname, this.#prefix);
+    return { req, res, entry, route, query: url.searchParams, headers };
   }
 
   #dispatch(ex: Exchange, body: Buffer): Reply {
@@ -392,7 +438,7 @@ export class GitHubFake {
     if (!this.#exists(route)) return fail(404, 'Not Found', docFor(route));
     const needed = neededRight(route);
     if (RANK[auth.right] < RANK[needed]) return forbidden(route, needed);
-    return this.#serve(route, body);
+    return this.#serve(route, body, ex.query);
   }
 
   #authenticate(ex: Exchange): { token: string; right: TokenRight } | { reply: Reply } {
@@ -422,6 +468,10 @@ export class GitHubFake {
   }
 
   #exists(route: Route): boolean {
+    if (route.op === 'jobs') {
+      const key = jobsKey(`${route.owner}/${route.name}`, route.runId, route.attempt);
+      return allows(this.#repos, `${route.owner}/${route.name}`) && this.#jobs.has(key);
+    }
     const scope = route.op === 'repo' ? repoScope(route.owner, route.name) : route.scope;
     if (scope.kind === 'organization') return allows(this.#orgs, scope.org);
     if (!allows(this.#repos, scope.repo)) return false;
@@ -429,10 +479,12 @@ export class GitHubFake {
     return allows(this.#environments, `${scope.repo}:${scope.environment}`);
   }
 
-  #serve(route: Route, body: Buffer): Reply {
+  #serve(route: Route, body: Buffer, query: URLSearchParams): Reply {
     switch (route.op) {
       case 'repo':
         return { status: 200, body: this.#repoJson(route.owner, route.name) };
+      case 'jobs':
+        return this.#listJobs(route, query);
       case 'public-key':
         return { status: 200, body: this.#publicKeyOf(route.scope) };
       case 'get-secret':
@@ -442,6 +494,16 @@ export class GitHubFake {
       case 'delete-secret':
         return this.#deleteSecret(route.scope, route.name, docFor(route));
     }
+  }
+
+  /** One page of the attempt's jobs; `per_page` (default 30, at most 100) and `page` as on GitHub. */
+  #listJobs(route: Extract<Route, { op: 'jobs' }>, query: URLSearchParams): Reply {
+    const all = this.#jobs.get(jobsKey(`${route.owner}/${route.name}`, route.runId, route.attempt));
+    const jobs = all ?? [];
+    const perPage = Math.min(100, Math.max(1, Number(query.get('per_page') ?? 30) || 30));
+    const page = Math.max(1, Number(query.get('page') ?? 1) || 1);
+    const slice = jobs.slice((page - 1) * perPage, page * perPage);
+    return { status: 200, body: { total_count: jobs.length, jobs: structuredClone(slice) } };
   }
 
   #repoJson(owner: string, name: string): Record<string, unknown> {
@@ -559,7 +621,10 @@ const SECRET_OPS: Partial<Record<string, SecretOp>> = {
   DELETE: 'delete-secret',
 };
 
-const DOC_ANCHORS: Record<ScopeRef['kind'], Record<Exclude<Route['op'], 'repo'>, string>> = {
+const DOC_ANCHORS: Record<
+  ScopeRef['kind'],
+  Record<Exclude<Route['op'], 'repo' | 'jobs'>, string>
+> = {
   repository: {
     'public-key': 'get-a-repository-public-key',
     'get-secret': 'get-a-repository-secret',
@@ -581,6 +646,14 @@ const DOC_ANCHORS: Record<ScopeRef['kind'], Record<Exclude<Route['op'], 'repo'>,
 };
 
 function matchRoute(method: string, path: string): Route | undefined {
+  const jobs = captures(
+    /^\/repos\/([^/]+)\/([^/]+)\/actions\/runs\/(\d+)\/attempts\/(\d+)\/jobs$/,
+    path,
+  );
+  if (jobs !== undefined) {
+    const [owner = '', name = '', runId = '', attempt = ''] = jobs;
+    return method === 'GET' ? { op: 'jobs', owner, name, runId, attempt } : undefined;
+  }
   const repo = captures(/^\/repos\/([^/]+)\/([^/]+)$/, path);
   if (repo !== undefined) {
     const [owner = '', name = ''] = repo;
@@ -626,17 +699,20 @@ function captures(pattern: RegExp, path: string): string[] | undefined {
 }
 
 function neededRight(route: Route): TokenRight {
-  if (route.op === 'repo') return 'none';
+  // Listing jobs needs `actions: read`, which every job's GITHUB_TOKEN has by default.
+  if (route.op === 'repo' || route.op === 'jobs') return 'none';
   return route.op === 'public-key' || route.op === 'get-secret' ? 'read' : 'write';
 }
 
 function docFor(route: Route): string {
   if (route.op === 'repo') return `${DOCS}/repos/repos#get-a-repository`;
+  if (route.op === 'jobs')
+    return `${DOCS}/actions/workflow-jobs#list-jobs-for-a-workflow-run-attempt`;
   return `${DOCS}/actions/secrets#${DOC_ANCHORS[route.scope.kind][route.op]}`;
 }
 
 function forbidden(route: Route, needed: TokenRight): Reply {
-  const org = route.op !== 'repo' && route.scope.kind === 'organization';
+  const org = 'scope' in route && route.scope.kind === 'organization';
   const permission = `${org ? 'organization_secrets' : 'secrets'}=${needed}`;
   return fail(403, NOT_INTEGRATION, docFor(route), { 'x-accepted-github-permissions': permission });
 }
@@ -821,6 +897,10 @@ function toScopeRef(scope: SecretScope): ScopeRef {
   return scope.environment === undefined
     ? repoScope(owner, name)
     : envScope(owner, name, scope.environment);
+}
+
+function jobsKey(repo: string, runId: string, attempt: string): string {
+  return `${repo.toLowerCase()}#${Number(runId)}#${Number(attempt)}`;
 }
 
 function orgScope(org: string): ScopeRef {
