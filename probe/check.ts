@@ -1,6 +1,6 @@
 /**
  * One run of one check: get the access token, send the request, judge the answer. The caller (the
- * scheduler's envelope) owns the deadline and passes it in as an abort signal; this module only
+ * scheduler's envelope) owns the deadline and passes it in as a `RunDeadline`; this module only
  * says what happened, with a reason from a small fixed set and a short message that is safe to log
  * and to show on `/status`.
  */
@@ -30,6 +30,48 @@ export class CheckTimeout extends Error {
   }
 }
 
+/**
+ * The deadline of one run: a lighter stand-in for an AbortController, which costs an EventTarget
+ * per run. A run has at most one request in flight, so one listener slot is enough; a real signal
+ * is made only when a run has to wait for an access token.
+ */
+export class RunDeadline {
+  reason: Error | undefined;
+  #listener: (() => void) | undefined;
+  #controller: AbortController | undefined;
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  abort(reason: Error): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.#controller?.abort(reason);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
+
+  /** Calls `listener` once on abort, unless `unlisten` comes first; replaces any earlier one. */
+  listen(listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  unlisten(): void {
+    this.#listener = undefined;
+  }
+
+  /** An abort signal that follows this deadline, for APIs that take one. */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.reason !== undefined) this.#controller.abort(this.reason);
+    }
+    return this.#controller.signal;
+  }
+}
+
 const MAX_BODY_BYTES = 1024 * 1024;
 const USER_AGENT = 'mytoken-probe';
 const TLS_CODE = /CERT|TLS|SSL|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
@@ -43,6 +85,8 @@ export interface PreparedCheck {
   /** Header names and values, without Authorization, flattened for undici. */
   headers: string[];
   needsBody: boolean;
+  /** The request of the last token used, reused while the token stays the same. */
+  request: { token: string; options: Dispatcher.DispatchOptions } | undefined;
 }
 
 export function prepareCheck(config: CheckConfig): PreparedCheck {
@@ -56,6 +100,7 @@ export function prepareCheck(config: CheckConfig): PreparedCheck {
     path: `${url.pathname}${url.search}`,
     headers,
     needsBody: config.method !== 'HEAD' && (bodyMatches !== undefined || json.length > 0),
+    request: undefined,
   };
 }
 
@@ -64,31 +109,31 @@ export function prepareCheck(config: CheckConfig): PreparedCheck {
  *
  * @example
  * const slot = tokens.slot(scope, audience);
- * const outcome = await runCheck(prepared, slot, agent, AbortSignal.timeout(5000));
+ * const outcome = await runCheck(prepared, slot, agent, new RunDeadline());
  */
 export async function runCheck(
   check: PreparedCheck,
   slot: TokenSlot,
   dispatcher: Dispatcher,
-  signal: AbortSignal,
+  deadline: RunDeadline,
 ): Promise<CheckOutcome> {
   let token: string;
   try {
-    token = slot.current() ?? (await slot.fetch(signal));
+    token = slot.current() ?? (await slot.fetch(deadline.signal));
   } catch (error) {
-    return tokenFailure(error, signal);
+    return tokenFailure(error, deadline);
   }
   let res: Answer;
   try {
-    res = await exchange(check, token, dispatcher, signal);
+    res = await exchange(check, token, dispatcher, deadline);
     if (res.status === 401 && slot.invalidate(token)) {
-      token = slot.current() ?? (await slot.fetch(signal));
-      res = await exchange(check, token, dispatcher, signal);
+      token = slot.current() ?? (await slot.fetch(deadline.signal));
+      res = await exchange(check, token, dispatcher, deadline);
     }
   } catch (error) {
     // Only the second token wait (after a 401) throws anything but an ExchangeFailure.
-    if (!(error instanceof ExchangeFailure)) return tokenFailure(error, signal);
-    return transportFailure(error.cause, signal, error.status);
+    if (!(error instanceof ExchangeFailure)) return tokenFailure(error, deadline);
+    return transportFailure(error.cause, deadline, error.status);
   }
   return judge(check, res);
 }
@@ -107,31 +152,40 @@ function exchange(
   check: PreparedCheck,
   token: string,
   dispatcher: Dispatcher,
-  signal: AbortSignal,
+  deadline: RunDeadline,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const handler = new Exchange(check, signal, resolve, reject);
+    const handler = new Exchange(check, deadline, resolve, reject);
     try {
-      dispatcher.dispatch(
-        {
-          origin: check.origin,
-          path: check.path,
-          method: check.config.method,
-          headers: [...check.headers, 'authorization', `Bearer ${token}`],
-          body: check.config.body ?? null,
-        },
-        handler,
-      );
+      dispatcher.dispatch(requestOptions(check, token), handler);
     } catch (error) {
       handler.fail(error as Error);
     }
   });
 }
 
+/**
+ * The dispatch options for `token`, built once per access token rather than per run (undici reads
+ * them and copies the headers, never changes them).
+ */
+function requestOptions(check: PreparedCheck, token: string): Dispatcher.DispatchOptions {
+  const cached = check.request;
+  if (cached !== undefined && cached.token === token) return cached.options;
+  const options: Dispatcher.DispatchOptions = {
+    origin: check.origin,
+    path: check.path,
+    method: check.config.method,
+    headers: [...check.headers, 'authorization', `Bearer ${token}`],
+    body: check.config.body ?? null,
+  };
+  check.request = { token, options };
+  return options;
+}
+
 /** The undici handler of one request; settles its promise exactly once. */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly #check: PreparedCheck;
-  readonly #signal: AbortSignal;
+  readonly #deadline: RunDeadline;
   readonly #resolve: (answer: Answer) => void;
   readonly #reject: (error: ExchangeFailure) => void;
   #controller: Dispatcher.DispatchController | undefined;
@@ -142,27 +196,29 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   constructor(
     check: PreparedCheck,
-    signal: AbortSignal,
+    deadline: RunDeadline,
     resolve: (answer: Answer) => void,
     reject: (error: ExchangeFailure) => void,
   ) {
     this.#check = check;
-    this.#signal = signal;
+    this.#deadline = deadline;
     this.#resolve = resolve;
     this.#reject = reject;
-    signal.addEventListener('abort', this.#onAbort, { once: true });
+    deadline.listen(this.#onAbort);
   }
 
   // Before the request is on a socket (while connecting) there is no controller: give up at once,
   // and abort the request should it start later.
   readonly #onAbort = () => {
-    if (this.#controller !== undefined) this.#controller.abort(this.#signal.reason as Error);
-    else this.fail(this.#signal.reason as Error);
+    const reason = this.#deadline.reason!;
+    if (this.#controller !== undefined) this.#controller.abort(reason);
+    else this.fail(reason);
   };
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    if (this.#signal.aborted) controller.abort(this.#signal.reason as Error);
+    const { reason } = this.#deadline;
+    if (reason !== undefined) controller.abort(reason);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
@@ -197,7 +253,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   #settle(): boolean {
     if (this.#settled) return false;
     this.#settled = true;
-    this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#deadline.unlisten();
     return true;
   }
 }
@@ -290,17 +346,17 @@ function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
 }
 
-function tokenFailure(error: unknown, signal: AbortSignal): CheckOutcome {
-  if (signal.aborted && signal.reason instanceof CheckTimeout) {
-    return failure('token', 0, `no access token before the deadline (${signal.reason.message})`);
+function tokenFailure(error: unknown, deadline: RunDeadline): CheckOutcome {
+  if (deadline.reason instanceof CheckTimeout) {
+    return failure('token', 0, `no access token before the deadline (${deadline.reason.message})`);
   }
   const message = error instanceof Error ? error.message : 'no access token';
   return failure('token', 0, `access token: ${message}`);
 }
 
-function transportFailure(error: unknown, signal: AbortSignal, status: number): CheckOutcome {
-  if (signal.aborted && signal.reason instanceof CheckTimeout) {
-    return failure('timeout', status, signal.reason.message);
+function transportFailure(error: unknown, deadline: RunDeadline, status: number): CheckOutcome {
+  if (deadline.reason instanceof CheckTimeout) {
+    return failure('timeout', status, deadline.reason.message);
   }
   if (error instanceof BodyTooLarge) return failure('body', status, error.message);
   const code = errorCode(error);
@@ -313,7 +369,7 @@ function transportFailure(error: unknown, signal: AbortSignal, status: number): 
   }
   if (code !== undefined && TLS_CODE.test(code))
     return failure('tls', status, `tls failed (${code})`);
-  if (signal.aborted) return failure('connect', status, 'aborted');
+  if (deadline.aborted) return failure('connect', status, 'aborted');
   return failure('connect', status, `connection failed (${code ?? 'network error'})`);
 }
 

@@ -123,13 +123,15 @@ const SERIES: Series[][] = CHECK_FAMILIES.map((family) =>
 );
 
 /**
- * The per-check values, and for each value its finished exposition line, rebuilt when the value
- * changes. Between two scrapes only the checks that ran change, so rendering is mostly joining
+ * The per-check values, and for each value its finished exposition line. A run only writes numbers
+ * and drops the lines it made stale; the next render rebuilds those, once, however many runs came
+ * in between. Between two scrapes only the checks that ran change, so rendering is mostly joining
  * strings that already exist. A removed check's row is reused by the next new one.
  */
 class CheckTable {
   readonly values: number[][] = Array.from({ length: COLUMNS }, () => []);
-  readonly #lines: string[][] = Array.from({ length: COLUMNS }, () => []);
+  /** Per column and row: the line, '' for no series, undefined when stale. */
+  readonly #lines: (string | undefined)[][] = Array.from({ length: COLUMNS }, () => []);
   readonly #heads: string[] = [];
   readonly #tails: string[] = [];
   /** Per row: `check="name"`, or undefined for a free row. */
@@ -154,22 +156,26 @@ class CheckTable {
     this.#labels[row] = `check="${escapeLabel(name)}"`;
     for (let column = 0; column < COLUMNS; column++) this.set(column, row, 0);
     for (const column of [SUCCESS, DURATION, STATUS]) this.unset(column, row);
+    // A failure reason's series appears with its first failure: zero series for all six reasons of
+    // every check were 40% of the exposition with 10,000 checks, for a breakdown no alert relies on.
+    for (let i = 0; i < FAILURE_REASONS.length; i++) this.unset(FAILURES + i, row);
     this.#rows.set(name, row);
     return row;
   }
 
   set(column: number, row: number, value: number): void {
-    if (this.values[column]![row] === value && this.#lines[column]![row] !== '') return;
-    this.values[column]![row] = value;
-    this.#lines[column]![row] =
-      this.#heads[column]! + this.#labels[row]! + this.#tails[column]! + formatValue(value) + '\n';
-    flatten(this.#lines[column]![row]!);
+    const values = this.values[column]!;
+    if (values[row] === value) return;
+    values[row] = value;
+    this.#lines[column]![row] = undefined;
   }
 
   add(column: number, row: number, delta: number): void {
-    this.set(column, row, this.values[column]![row]! + delta);
+    const current = this.values[column]![row]!;
+    this.set(column, row, (Number.isNaN(current) ? 0 : current) + delta);
   }
 
+  /** No series for this cell until the next `set`. */
   unset(column: number, row: number): void {
     this.values[column]![row] = NaN;
     this.#lines[column]![row] = '';
@@ -188,9 +194,25 @@ class CheckTable {
     let out = '';
     CHECK_FAMILIES.forEach((family, f) => {
       out += `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n`;
-      for (const { column } of SERIES[f]!) out += this.#lines[column]!.join('');
+      for (const { column } of SERIES[f]!) out += this.#column(column);
     });
     return out;
+  }
+
+  /** The lines of one column, rebuilding the stale ones. */
+  #column(column: number): string {
+    const lines = this.#lines[column]!;
+    const values = this.values[column]!;
+    const head = this.#heads[column]!;
+    const tail = this.#tails[column]!;
+    for (let row = 0; row < lines.length; row++) {
+      if (lines[row] !== undefined) continue;
+      // A stale cell always has a label: removing a row marks its cells '' rather than stale.
+      const line = head + this.#labels[row]! + tail + formatValue(values[row]!) + '\n';
+      flatten(line);
+      lines[row] = line;
+    }
+    return lines.join('');
   }
 }
 
@@ -365,8 +387,8 @@ function formatValue(value: number): string {
 let _sink = 0;
 
 /**
- * Makes V8 flatten a freshly concatenated string now, while it is small, by reading from it;
- * otherwise every render would walk the same five-piece rope again.
+ * Makes V8 flatten a freshly concatenated string now, by reading from it; otherwise every render
+ * would walk the same five-piece rope again.
  */
 function flatten(s: string): void {
   _sink ^= s.charCodeAt(s.length - 1);

@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
-import { CheckTimeout, prepareCheck, runCheck, type PreparedCheck } from './check.ts';
+import { CheckTimeout, prepareCheck, runCheck, RunDeadline, type PreparedCheck } from './check.ts';
 import { formatDuration, type CheckConfig } from './config.ts';
 import type { Logger, SecretScrubber } from './log.ts';
 import type { CheckSeries, FailureReason } from './metrics.ts';
@@ -42,7 +42,7 @@ export class CheckRunner {
   readonly #prepared: PreparedCheck;
   readonly #options: RunnerOptions;
   readonly #history: RunRecord[] = [];
-  readonly #inflight = new Set<AbortController>();
+  readonly #inflight = new Set<RunDeadline>();
   /** Where the check points, without query or fragment (which may carry secrets). */
   readonly displayUrl: string;
   #lastSuccess: number | undefined;
@@ -59,27 +59,28 @@ export class CheckRunner {
   /** Runs the check once within its timeout and records the outcome (unless retired meanwhile). */
   async run(): Promise<RunRecord> {
     const { config, slot, dispatcher } = this.#options;
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new CheckTimeout(config.timeoutMs)),
-      config.timeoutMs,
-    );
-    this.#inflight.add(controller);
+    const deadline = new RunDeadline();
+    // Node keeps timers of equal duration in one list under one native timer, so a timer per run
+    // is a list insert and unlink, not a timer wheel of its own.
+    const timer = setTimeout(abortLate, config.timeoutMs, deadline, config.timeoutMs);
+    this.#inflight.add(deadline);
     const started = performance.now();
     try {
-      const outcome = await runCheck(this.#prepared, slot, dispatcher, controller.signal);
+      const outcome = await runCheck(this.#prepared, slot, dispatcher, deadline);
       const record: RunRecord = {
         time: Date.now(),
-        ...outcome,
+        success: outcome.success,
+        reason: outcome.reason,
+        statusCode: outcome.statusCode,
+        durationSeconds: (performance.now() - started) / 1000,
         error:
           outcome.error === undefined ? undefined : this.#options.scrubber.scrub(outcome.error),
-        durationSeconds: (performance.now() - started) / 1000,
       };
       if (!this.#retired) this.#record(record);
       return record;
     } finally {
       clearTimeout(timer);
-      this.#inflight.delete(controller);
+      this.#inflight.delete(deadline);
     }
   }
 
@@ -88,7 +89,7 @@ export class CheckRunner {
    */
   retire(): void {
     this.#retired = true;
-    for (const controller of this.#inflight) controller.abort(new Error('check retired'));
+    for (const deadline of this.#inflight) deadline.abort(new Error('check retired'));
   }
 
   /** Hands the history of a runner this one replaces (same check name) over to this one. */
@@ -145,6 +146,10 @@ export class CheckRunner {
       err: record.error,
     });
   }
+}
+
+function abortLate(deadline: RunDeadline, timeoutMs: number): void {
+  deadline.abort(new CheckTimeout(timeoutMs));
 }
 
 function recordJson(r: RunRecord): Record<string, unknown> {
