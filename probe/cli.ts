@@ -10,6 +10,7 @@ import { loadConfig, type ProbeConfig } from './config.ts';
 import { ProbeError } from './errors.ts';
 import { createLogger, isLogLevel, SecretScrubber } from './log.ts';
 import { formatAddress, ProbeService, runOnce } from './service.ts';
+import { loadWebConfig } from './web-config.ts';
 import type { RunRecord } from './runner.ts';
 
 const USAGE = `Usage: mytoken-probe --config FILE [options]
@@ -21,6 +22,9 @@ Options:
       --check-config    validate the config and exit
       --once            run every check once, print a table, exit 1 if any failed
       --listen ADDR     serve on ADDR (host:port) instead of the config's "listen"
+      --web.config.file FILE
+                        TLS and basic auth for /metrics and /status (exporter-toolkit
+                        format), instead of the config's "web.config_file"
       --log-level LEVEL debug, info (default), warn or error
   -h, --help            show this help
   -v, --version         show the version
@@ -39,6 +43,7 @@ interface Args {
   checkConfig: boolean;
   once: boolean;
   listen: { host: string; port: number } | undefined;
+  webConfigFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -62,6 +67,7 @@ const OPTIONS = {
   'check-config': { type: 'boolean' },
   once: { type: 'boolean' },
   listen: { type: 'string' },
+  'web.config.file': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -92,6 +98,7 @@ function parse(argv: string[]): Args | 'help' | 'version' {
     checkConfig: values['check-config'] === true,
     once: values.once === true,
     listen: values.listen === undefined ? undefined : listenAddress(values.listen),
+    webConfigFile: values['web.config.file'],
     logLevel,
   };
 }
@@ -99,6 +106,7 @@ function parse(argv: string[]): Args | 'help' | 'version' {
 async function checkConfig(file: string): Promise<number> {
   try {
     const config = await loadConfig(file);
+    if (config.web.configFile !== undefined) loadWebConfig(config.web.configFile);
     return print(`${file}: valid, ${plural(config.checks.length, 'check')}\n`, EXIT_OK);
   } catch (error) {
     return fail(error, EXIT_USAGE, '', file);
@@ -140,6 +148,7 @@ async function serve(args: Args): Promise<number> {
       scrubber,
       version: version(),
       listen: args.listen,
+      webConfigFile: args.webConfigFile,
     });
   } catch (error) {
     process.off('SIGHUP', onHangup);

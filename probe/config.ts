@@ -15,6 +15,7 @@ import { ConfigError, ProbeError } from './errors.ts';
 export const DEFAULT_LISTEN = '127.0.0.1:9464';
 const DEFAULT_INTERVAL_MS = 60_000;
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MYTOKEN_TIMEOUT_MS = 30_000;
 const MIN_INTERVAL_MS = 100;
 const MIN_TIMEOUT_MS = 10;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$/;
@@ -25,8 +26,11 @@ export type HttpMethod = (typeof METHODS)[number];
 export interface ProbeConfig {
   /** Absolute path of the file this came from, if any. */
   file: string | undefined;
-  mytoken: { server: string; tokenFile: string };
+  /** `timeoutMs` bounds one request to the mytoken server (default 30 s). */
+  mytoken: { server: string; tokenFile: string; timeoutMs: number };
   listen: { host: string; port: number };
+  /** The web config file (TLS, basic auth) for the endpoints, absolute; undefined for none. */
+  web: { configFile: string | undefined };
   checks: CheckConfig[];
 }
 
@@ -118,9 +122,11 @@ export function parseConfig(text: string, file?: string): ProbeConfig {
 function validateConfig(root: unknown, base: string, file: string | undefined): ProbeConfig {
   if (root === undefined || root === null) throw new ConfigError('', 'the config is empty');
   const top = object(root, '', 'the config must be a mapping');
-  onlyKeys(top, '', ['mytoken', 'listen', 'defaults', 'checks']);
+  onlyKeys(top, '', ['mytoken', 'listen', 'web', 'defaults', 'checks']);
   const mytoken = object(top.mytoken, 'mytoken');
-  onlyKeys(mytoken, 'mytoken', ['server', 'token_file']);
+  onlyKeys(mytoken, 'mytoken', ['server', 'token_file', 'timeout']);
+  const web = optional(top.web, (v) => object(v, 'web')) ?? {};
+  onlyKeys(web, 'web', ['config_file']);
   const defaults = checkDefaults(top.defaults);
   const checks = list(top.checks, 'checks').map((c, i) => checkConfig(c, `checks[${i}]`, defaults));
   if (checks.length === 0) throw new ConfigError('checks', 'at least one check is needed');
@@ -130,8 +136,16 @@ function validateConfig(root: unknown, base: string, file: string | undefined): 
     mytoken: {
       server: serverUrl(mytoken.server, 'mytoken.server'),
       tokenFile: path.resolve(base, string(mytoken.token_file, 'mytoken.token_file')),
+      timeoutMs:
+        optional(mytoken.timeout, (v) => duration(v, 'mytoken.timeout', MIN_TIMEOUT_MS)) ??
+        DEFAULT_MYTOKEN_TIMEOUT_MS,
     },
     listen: listenAddress(top.listen ?? DEFAULT_LISTEN, 'listen'),
+    web: {
+      configFile: optional(web.config_file, (v) =>
+        path.resolve(base, string(v, 'web.config_file')),
+      ),
+    },
     checks,
   };
 }

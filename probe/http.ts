@@ -10,7 +10,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
+import type { TlsOptions } from 'node:tls';
 import { ProbeError } from './errors.ts';
 import type { Logger } from './log.ts';
 
@@ -20,18 +20,14 @@ export interface HttpHandlers {
   ready(): boolean;
 }
 
-/**
- * Protection for the endpoints. TODO(#5): filled from a Prometheus-style web config file
- * (`web.config_file`: TLS and basic-auth users); the server already honours both, the config side
- * does not exist yet.
- */
+/** Protection for the endpoints, read from a Prometheus-style web config file (`web-config.ts`). */
 export interface WebOptions {
   /** Serve HTTPS with this certificate and key. */
-  tls?: SecureContextOptions;
+  tls?: TlsOptions;
   /**
    * Decides whether a request may see `/metrics` and `/status`; `/healthz` and `/readyz` stay open.
    */
-  authorize?: (req: IncomingMessage) => boolean;
+  authorize?: (req: IncomingMessage) => Promise<boolean>;
   /** The realm sent with a 401 when `authorize` refuses. */
   realm?: string;
 }
@@ -95,7 +91,7 @@ async function route(
     return send(res, 405, 'text/plain', 'method not allowed\n');
   }
   const path = (req.url ?? '/').split('?', 1)[0];
-  if (!OPEN_PATHS.has(path ?? '') && web.authorize !== undefined && !web.authorize(req)) {
+  if (!OPEN_PATHS.has(path ?? '') && web.authorize !== undefined && !(await web.authorize(req))) {
     res.setHeader('www-authenticate', `Basic realm="${web.realm ?? 'mytoken-probe'}"`);
     return send(res, 401, 'text/plain', 'unauthorized\n');
   }

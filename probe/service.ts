@@ -14,6 +14,7 @@ import { ProbeMetrics } from './metrics.ts';
 import { CheckRunner, type RunRecord } from './runner.ts';
 import { scheduleCheck, type ScheduledCheck } from './scheduler.ts';
 import { AccessTokens, ObservedStore, type TokenEvents } from './tokens.ts';
+import { loadWebConfig } from './web-config.ts';
 
 export interface ServiceOptions {
   configFile: string;
@@ -22,7 +23,10 @@ export interface ServiceOptions {
   version: string;
   /** Overrides the config's `listen` (tests use port 0). */
   listen?: { host: string; port: number };
+  /** Endpoint protection; default: read from `webConfigFile` or the config's `web.config_file`. */
   web?: WebOptions;
+  /** A web config file (`--web.config.file`), overriding the config's `web.config_file`. */
+  webConfigFile?: string;
   /** Token-refresh backoff bounds, shortened by tests. */
   tokenBackoffMs?: { min: number; max: number };
 }
@@ -30,6 +34,7 @@ export interface ServiceOptions {
 interface TokenSetup {
   server: string;
   tokenFile: string;
+  timeoutMs: number;
   tokens: AccessTokens;
 }
 
@@ -66,6 +71,8 @@ export class ProbeService {
   static async start(options: ServiceOptions): Promise<ProbeService> {
     const metrics = new ProbeMetrics(options.version);
     const config = await loadConfig(options.configFile);
+    const webFile = options.webConfigFile ?? config.web.configFile;
+    const web = options.web ?? (webFile === undefined ? {} : loadWebConfig(webFile));
     const tokens = await openTokens(config, metrics, options);
     const service = new ProbeService(options, metrics, config, tokens);
     try {
@@ -77,7 +84,7 @@ export class ProbeService {
           ready: () => service.#closing === undefined,
         },
         options.logger,
-        options.web,
+        web,
       );
     } catch (error) {
       await tokens.tokens.close();
@@ -308,6 +315,10 @@ async function openTokens(
     store,
     onSecret: (secret) => scrubber.add(secret),
     logger: clientLogger(logger),
+    http: {
+      timeoutMs: config.mytoken.timeoutMs,
+      connectTimeoutMs: Math.min(10_000, config.mytoken.timeoutMs),
+    },
   });
   const tokens = new AccessTokens({
     client,
@@ -318,14 +329,16 @@ async function openTokens(
   });
   follower.tokens = tokens;
   tokens.observeMytoken(readMytokenClaims(current));
-  return { server: config.mytoken.server, tokenFile: config.mytoken.tokenFile, tokens };
+  const { server, tokenFile, timeoutMs } = config.mytoken;
+  return { server, tokenFile, timeoutMs, tokens };
 }
 
 function sameTokenSource(
   config: ProbeConfig,
-  other: { server: string; tokenFile: string },
+  other: { server: string; tokenFile: string; timeoutMs: number },
 ): boolean {
-  return config.mytoken.server === other.server && config.mytoken.tokenFile === other.tokenFile;
+  const { server, tokenFile, timeoutMs } = config.mytoken;
+  return server === other.server && tokenFile === other.tokenFile && timeoutMs === other.timeoutMs;
 }
 
 function createDispatcher(): Dispatcher {

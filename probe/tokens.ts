@@ -67,6 +67,9 @@ export class AccessTokens {
   readonly #inflight = new Set<Promise<void>>();
   #closed = false;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** The mytoken in use is an `auto_revoke` one, which the client never presents to test it. */
+  #autoRevoke = false;
+  #chainBroken = false;
 
   constructor(options: AccessTokensOptions) {
     this.#options = options;
@@ -97,6 +100,7 @@ export class AccessTokens {
   observeMytoken(claims: MytokenClaims | OpaqueMytoken): void {
     clearTimeout(this.#keepAlive);
     this.#keepAlive = undefined;
+    this.#autoRevoke = claims.kind === 'jwt' && claims.rotation?.autoRevoke === true;
     if (this.#closed || claims.kind !== 'jwt' || claims.expiresAt === undefined) return;
     const rotation = claims.rotation;
     if (rotation === undefined || !rotation.onAT || rotation.lifetime <= 0) return;
@@ -149,16 +153,45 @@ export class AccessTokens {
     try {
       const at = await client.accessToken(request);
       events.tokenRequest('success');
-      events.chainBroken(false);
+      this.#setChainBroken(false);
       if (at.rotated) events.rotation();
       return at;
     } catch (error) {
       events.tokenRequest('failure');
-      if (error instanceof MytokenError && CHAIN_BROKEN_CODES.has(error.code)) {
-        events.chainBroken(true);
-      }
+      if (error instanceof MytokenError) this.#judgeChain(error);
       throw error;
     }
+  }
+
+  /**
+   * A lost or rejected token breaks the chain. An `auto_revoke` token cannot be tested after a lost
+   * answer (presenting a superseded copy would revoke the whole chain), so the client reports the
+   * network error as it is: the chain may be broken, and counts as such until an exchange succeeds.
+   */
+  #judgeChain(error: MytokenError): void {
+    if (CHAIN_BROKEN_CODES.has(error.code)) {
+      this.#setChainBroken(
+        true,
+        error.code,
+        'Mytoken chain broken: mint a new mytoken and replace the token file',
+      );
+    } else if (this.#autoRevoke && error.mayHaveReachedServer) {
+      this.#setChainBroken(
+        true,
+        error.code,
+        'Mytoken chain may be broken: the answer to an auto_revoke mytoken was lost; if the next exchanges fail, mint a new mytoken and replace the token file',
+      );
+    }
+  }
+
+  /** Reports the chain's state; logs once when it breaks (each failed exchange logs too). */
+  #setChainBroken(broken: boolean, code?: string, message?: string): void {
+    this.#options.events.chainBroken(broken);
+    if (broken && !this.#chainBroken && message !== undefined) {
+      this.#options.logger.error(message, { code });
+    }
+    if (!broken && this.#chainBroken) this.#options.logger.info('Mytoken chain restored');
+    this.#chainBroken = broken;
   }
 
   /** @internal */

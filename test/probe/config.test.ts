@@ -32,6 +32,7 @@ describe('parseConfig', () => {
     expect(config.mytoken).toEqual({
       server: 'https://mytoken.example.org',
       tokenFile: '/var/lib/probe/mytoken',
+      timeoutMs: 30_000,
     });
     const [check] = config.checks;
     expect(check).toMatchObject({
@@ -157,7 +158,7 @@ describe('parseConfig', () => {
       name: 'an unknown top-level key',
       text: configWith(GOOD_CHECK, 'listne: 1\n'),
       path: 'listne',
-      message: 'listne: unknown key (allowed: mytoken, listen, defaults, checks)',
+      message: 'listne: unknown key (allowed: mytoken, listen, web, defaults, checks)',
     },
     {
       name: 'a missing mytoken block',

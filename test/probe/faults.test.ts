@@ -74,7 +74,9 @@ describe('probe when the mytoken server fails', () => {
     expect(m.get('mytoken_probe_check_success{check="health"}')).toBe(0);
     const line = probe.logs
       .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.code === 'ERR_MYTOKEN_CHAIN_BROKEN');
+      .find(
+        (l) => l.code === 'ERR_MYTOKEN_CHAIN_BROKEN' && l.msg === 'Access token request failed',
+      );
     expect(line).toMatchObject({ level: 'error', msg: 'Access token request failed' });
     expect(String(line!.err)).toContain('the token chain is broken');
   });
