@@ -15,7 +15,7 @@ export function plan(quick: boolean) {
     },
     ladder: {
       checks: [100, 1_000, 10_000],
-      rates: quick ? [1_000, 2_000] : [1_000, 2_000, 4_000, 6_000, 8_000, 10_000],
+      rates: quick ? [1_000, 2_000] : [1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 15_000],
       /** The warm-up is one interval, within these bounds. */
       warmupMs: { min: q(3_000, 2_000), max: q(5_000, 3_000) },
       windowMs: q(6_000, 3_000),
