@@ -78132,6 +78132,7 @@ function transportError(req, error, afterHeaders = false) {
     const tail = notSent ? '' : ' failed';
     return new errors_MytokenError('ERR_MYTOKEN_NETWORK', `${req.operation}: ${reason} ${where}${tail} (${code ?? 'network error'})`, details);
 }
+/** The first `code` along an error's cause chain (undici wraps Node's socket errors). */
 function errorCode(error) {
     let current = error;
     for (let depth = 0; depth < 4 && current instanceof Error; depth++) {

@@ -6,7 +6,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Dispatcher } from 'undici';
-import { redact } from '../src/client/index.ts';
+import { errorCode, redact } from '../src/client/index.ts';
 import { formatDuration, type CheckConfig, type JsonAssertion } from './config.ts';
 import type { FailureReason } from './metrics.ts';
 import type { TokenSlot } from './tokens.ts';
@@ -375,14 +375,4 @@ function transportFailure(error: unknown, deadline: RunDeadline, status: number)
 
 function failure(reason: FailureReason, statusCode: number, error: string): CheckOutcome {
   return { success: false, reason, statusCode, error };
-}
-
-function errorCode(error: unknown): string | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && code !== 'UND_ERR') return code;
-    current = current.cause;
-  }
-  return undefined;
 }

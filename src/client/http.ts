@@ -150,7 +150,8 @@ function transportError(req: HttpRequest, error: unknown, afterHeaders = false):
   );
 }
 
-function errorCode(error: unknown): string | undefined {
+/** The first `code` along an error's cause chain (undici wraps Node's socket errors). */
+export function errorCode(error: unknown): string | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
     const code = (current as { code?: unknown }).code;

@@ -20,7 +20,7 @@ export type { MytokenConfiguration, MytokenProvider } from './discovery.ts';
 export { MytokenError, isRetryable } from './errors.ts';
 export type { MytokenErrorCode, MytokenErrorDetails } from './errors.ts';
 export { FileTokenStore } from './file-store.ts';
-export { createTransport } from './http.ts';
+export { createTransport, errorCode } from './http.ts';
 export type { Transport, TransportOptions } from './http.ts';
 export { MemoryTokenStore } from './store.ts';
 export type { TokenStore } from './store.ts';
