@@ -4,8 +4,6 @@
  * with anything but the server's real new token, the token never goes to another host, and the line says what
  * happened.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SERVER_HINT, staleAfterRotationHint } from '../../src/action/messages.ts';
 import { startFixture, type Fixture } from '../action/fixture.ts';
@@ -16,6 +14,8 @@ import {
   isValid,
   runCanaries,
   secretWrites,
+  startElsewhere,
+  type Elsewhere,
 } from './helpers.ts';
 import {
   rewriteJson,
@@ -26,21 +26,12 @@ import {
 
 let f: Fixture;
 let proxy: TamperProxy;
-let elsewhere: { server: Server; url: string; hits: number };
+let elsewhere: Elsewhere;
 
 beforeAll(async () => {
   f = await startFixture();
   proxy = await startTamperProxy();
-  const server = createServer((_req, res) => {
-    elsewhere.hits += 1;
-    res.writeHead(500).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  elsewhere = {
-    server,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    hits: 0,
-  };
+  elsewhere = await startElsewhere();
 });
 
 afterAll(async () => {

@@ -3,8 +3,6 @@
  * rotation included, with one detail broken by a proxy on the way. None of them may put anything but a real, newer
  * mytoken into the store, and none may send the token anywhere but the server the client was given.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { ProxyAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -17,6 +15,7 @@ import {
   type MytokenErrorCode,
 } from '../../src/client/index.ts';
 import { Canaries, assertNoCanaries } from '../support/canary.ts';
+import { startElsewhere, type Elsewhere } from './helpers.ts';
 import {
   rewriteJson,
   startTamperProxy,
@@ -27,21 +26,12 @@ import {
 let dev: DevServer;
 let proxy: TamperProxy;
 /** A server that must never be contacted: discovery answers that point elsewhere point here. */
-let elsewhere: { server: Server; url: string; hits: number };
+let elsewhere: Elsewhere;
 
 beforeAll(async () => {
   dev = await startDevServer({ port: 0 });
   proxy = await startTamperProxy();
-  const server = createServer((_req, res) => {
-    elsewhere.hits += 1;
-    res.writeHead(500).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  elsewhere = {
-    server,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    hits: 0,
-  };
+  elsewhere = await startElsewhere();
 });
 
 afterAll(async () => {

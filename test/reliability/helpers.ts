@@ -2,6 +2,8 @@
  * Checks shared by the reliability tests: is a mytoken still valid, did the Action fail the way a user should see
  * (one line, exit 1, no stack trace), and did any token leak from a run of the Action.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { MemoryTokenStore, MytokenClient, MytokenError } from '../../src/client/index.ts';
 import { GITHUB_TOKENS, errorLine, type ActionRun } from '../action/harness.ts';
@@ -117,4 +119,26 @@ export async function expectNoLeaks(
 export function secretWrites(github: GitHubFake, name: string): number {
   const path = `/repos/acme/app/actions/secrets/${name}`;
   return github.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(path)).length;
+}
+
+/** A loopback server that must never be contacted; it counts the requests that reach it anyway. */
+export interface Elsewhere {
+  server: Server;
+  url: string;
+  hits: number;
+}
+
+/** Starts an `Elsewhere`: discovery answers rewritten to point away from the server point here. */
+export async function startElsewhere(): Promise<Elsewhere> {
+  const server = createServer((_req, res) => {
+    elsewhere.hits += 1;
+    res.writeHead(500).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const elsewhere: Elsewhere = {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits: 0,
+  };
+  return elsewhere;
 }
